@@ -1,0 +1,249 @@
+"""The device registry: a YAML file that says which devices exist and what they send.
+
+Layout (see ``devices/data/blitar.yaml`` for a full example)::
+
+    sites:            # where devices stand; the site id is part of every MQTT topic
+      - {id: kanigoro, name: Kanigoro, lat: -8.13, lon: 112.21}
+    kinds:            # metric defaults per device kind; a device may override any field
+      river_gauge:
+        interval_s: 60
+        metrics:
+          level_cm: {unit: cm, min: 0, max: 1500}
+    devices:
+      - {id: wl-brantas-01, kind: river_gauge, site: kanigoro, lat: -8.13, lon: 112.21}
+
+Every metric has ``unit``, an optional valid range ``min``/``max`` and a linear calibration
+``gain``/``offset`` (stored = raw * gain + offset). Load errors name the file, the line, the
+device and the field.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from ingest.errors import PantauError
+
+ID_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+class RegistryError(PantauError):
+    """The registry file is missing, not YAML, or describes something impossible."""
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    name: str
+    unit: str
+    min: float = -math.inf
+    max: float = math.inf
+    gain: float = 1.0
+    offset: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not NAME_RE.match(self.name):
+            raise ValueError(f"metric name {self.name!r} must match {NAME_RE.pattern}")
+        if not self.min <= self.max:
+            raise ValueError(f"metric {self.name!r}: min {self.min} is above max {self.max}")
+        if self.gain == 0 or not math.isfinite(self.gain) or not math.isfinite(self.offset):
+            raise ValueError(f"metric {self.name!r}: gain must be finite and non-zero, "
+                             "offset finite")
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    id: str
+    name: str
+    lat: float
+    lon: float
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    id: str
+    kind: str
+    site: str
+    lat: float
+    lon: float
+    interval_s: float
+    metrics: tuple[Metric, ...]
+    name: str = ""
+
+    def metric(self, name: str) -> Metric | None:
+        return next((m for m in self.metrics if m.name == name), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Registry:
+    sites: tuple[Site, ...]
+    devices: tuple[Device, ...]
+    source: str = "<memory>"
+    _by_id: dict[str, Device] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_id", {d.id: d for d in self.devices})
+
+    def device(self, device_id: str) -> Device | None:
+        return self._by_id.get(device_id)
+
+
+def load_registry(path: str | Path) -> Registry:
+    """Read and validate a registry file; raise `RegistryError` naming file, line and field."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise RegistryError(f"{path}: cannot read the device registry: {e.strerror}") from e
+    try:
+        doc = YAML(typ="rt").load(text)
+    except YAMLError as e:
+        raise RegistryError(f"{path}: not valid YAML: {e}") from e
+    return parse_registry(doc, source=str(path))
+
+
+def _line(node: Any, key: str | int | None = None) -> int | None:
+    """1-based line of a ruamel node (or of one of its keys), when known."""
+    lc = getattr(node, "lc", None)
+    if lc is None:
+        return None
+    try:
+        if key is None:
+            return int(lc.line) + 1
+        if isinstance(key, int):
+            return int(lc.item(key)[0]) + 1
+        return int(lc.key(key)[0]) + 1
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return int(lc.line) + 1
+
+
+class _Ctx:
+    """Builds error messages of the form ``file:line: device 'x': field 'y': problem``."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, node: Any, key: str | int | None, where: str, problem: str) -> RegistryError:
+        line = _line(node, key)
+        loc = f"{self.source}:{line}" if line else self.source
+        return RegistryError(f"{loc}: {where}: {problem}")
+
+    def mapping(self, node: Any, key: str | int | None, where: str) -> Mapping[str, Any]:
+        if not isinstance(node, Mapping):
+            raise self.fail(node, key, where, "must be a mapping")
+        return node
+
+    def number(self, node: Mapping[str, Any], key: str, where: str, *, default: float | None = None,
+               lo: float = -math.inf, hi: float = math.inf) -> float:
+        if key not in node:
+            if default is None:
+                raise self.fail(node, None, where, f"field '{key}' is missing")
+            return default
+        v = node[key]
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            raise self.fail(node, key, where, f"field '{key}': {v!r} is not a finite number")
+        if not lo <= v <= hi:
+            raise self.fail(node, key, where, f"field '{key}': {v} is not within [{lo}, {hi}]")
+        return float(v)
+
+    def ident(self, node: Mapping[str, Any], key: str, where: str,
+              pattern: re.Pattern[str] = ID_RE) -> str:
+        v = node.get(key)
+        if v is None:
+            raise self.fail(node, None, where, f"field '{key}' is missing")
+        if not isinstance(v, str) or not pattern.match(v):
+            raise self.fail(node, key, where, f"field '{key}': {v!r} must match {pattern.pattern}")
+        return v
+
+
+def _metric(ctx: _Ctx, name: str, spec: Any, base: Metric | None, where: str) -> Metric:
+    where = f"{where}: metric '{name}'"
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise ctx.fail(spec, None, where, f"name must match {NAME_RE.pattern}")
+    spec = ctx.mapping(spec if spec is not None else {}, None, where)
+    unit = spec.get("unit", base.unit if base else None)
+    if not isinstance(unit, str):
+        raise ctx.fail(spec, "unit", where, "field 'unit' is missing or not a string")
+    try:
+        return Metric(
+            name=name, unit=unit,
+            min=ctx.number(spec, "min", where, default=base.min if base else -math.inf),
+            max=ctx.number(spec, "max", where, default=base.max if base else math.inf),
+            gain=ctx.number(spec, "gain", where, default=base.gain if base else 1.0),
+            offset=ctx.number(spec, "offset", where, default=base.offset if base else 0.0),
+        )
+    except ValueError as e:
+        raise ctx.fail(spec, None, where, str(e)) from e
+
+
+def parse_registry(doc: Any, *, source: str = "<memory>") -> Registry:
+    """Validate an already-parsed YAML document (see `load_registry`)."""
+    ctx = _Ctx(source)
+    doc = ctx.mapping(doc, None, "registry")
+    sites: list[Site] = []
+    for i, s in enumerate(doc.get("sites") or []):
+        s = ctx.mapping(s, None, f"sites[{i}]")
+        sid = ctx.ident(s, "id", f"sites[{i}]")
+        where = f"site '{sid}'"
+        sites.append(Site(sid, str(s.get("name", sid)), ctx.number(s, "lat", where, lo=-90, hi=90),
+                          ctx.number(s, "lon", where, lo=-180, hi=180)))
+    site_ids = {s.id for s in sites}
+    if len(site_ids) != len(sites):
+        raise ctx.fail(doc, "sites", "sites", "site ids must be unique")
+
+    kinds: dict[str, tuple[float | None, dict[str, Metric]]] = {}
+    kinds_node = ctx.mapping(doc.get("kinds") or {}, None, "kinds")
+    for kname, kspec in kinds_node.items():
+        where = f"kind '{kname}'"
+        if not isinstance(kname, str) or not NAME_RE.match(kname):
+            raise ctx.fail(kinds_node, kname, where, f"kind name must match {NAME_RE.pattern}")
+        kspec = ctx.mapping(kspec, None, where)
+        interval = ctx.number(kspec, "interval_s", where, lo=0.001) if "interval_s" in kspec else None
+        mnode = ctx.mapping(kspec.get("metrics") or {}, None, where)
+        kinds[kname] = (interval, {n: _metric(ctx, n, m, None, where) for n, m in mnode.items()})
+
+    devices: list[Device] = []
+    seen: set[str] = set()
+    for i, d in enumerate(doc.get("devices") or []):
+        d = ctx.mapping(d, None, f"devices[{i}]")
+        did = ctx.ident(d, "id", f"devices[{i}]")
+        where = f"device '{did}'"
+        if did in seen:
+            raise ctx.fail(d, "id", where, "duplicate device id")
+        seen.add(did)
+        kind = ctx.ident(d, "kind", where, NAME_RE)
+        kind_interval, kind_metrics = kinds.get(kind, (None, {}))
+        site = ctx.ident(d, "site", where)
+        if site_ids and site not in site_ids:
+            raise ctx.fail(d, "site", where, f"field 'site': {site!r} is not a site in 'sites'")
+        site_obj = next((s for s in sites if s.id == site), None)
+        metrics = dict(kind_metrics)
+        mnode = ctx.mapping(d.get("metrics") or {}, None, where)
+        for n, m in mnode.items():
+            metrics[n] = _metric(ctx, n, m, kind_metrics.get(n), where)
+        if not metrics:
+            raise ctx.fail(d, None, where, f"no metrics: declare them on the device or kind '{kind}'")
+        interval = ctx.number(d, "interval_s", where, default=kind_interval or 60.0, lo=0.001)
+        devices.append(Device(
+            id=did, kind=kind, site=site,
+            lat=ctx.number(d, "lat", where, lo=-90, hi=90,
+                           default=site_obj.lat if site_obj else None),
+            lon=ctx.number(d, "lon", where, lo=-180, hi=180,
+                           default=site_obj.lon if site_obj else None),
+            interval_s=interval, metrics=tuple(metrics.values()), name=str(d.get("name", "")),
+        ))
+    if not devices:
+        raise RegistryError(f"{source}: the registry declares no devices")
+    return Registry(sites=tuple(sites), devices=tuple(devices), source=source)
+
+
+def default_registry_path() -> Path:
+    """The Blitar registry shipped with Pantau."""
+    return Path(__file__).with_name("data") / "blitar.yaml"

@@ -1,0 +1,23 @@
+"""The root of the ingest package's exceptions."""
+
+from __future__ import annotations
+
+
+class PantauError(Exception):
+    """Root of every error Pantau raises on purpose; the message carries its context."""
+
+
+class SinkError(PantauError):
+    """A sink's single write attempt failed.
+
+    ``retryable`` says whether the same batch may succeed later (network, 5xx, 429); a
+    non-retryable error means the data itself was refused. ``retry_after`` is the server's
+    ``Retry-After`` in seconds, when it sent one.
+    """
+
+    def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None,
+                 status: int | None = None) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.status = status

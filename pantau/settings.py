@@ -1,0 +1,295 @@
+"""Settings: one frozen, typed object with a section per package.
+
+Loaded from a TOML file (``pantau run --config FILE``) and then overridden by environment
+variables named ``PANTAU_<SECTION>_<FIELD>`` (``PANTAU_<FIELD>`` for top-level fields), e.g.
+``PANTAU_MQTT_URL``, ``PANTAU_INFLUX_TOKEN``, ``PANTAU_REGISTRY``. Each field's documentation
+lives next to it (``doc=``) and ``pantau settings`` prints the full reference.
+Constructors do no I/O; secrets are `Secret` so they never reach a log or a repr.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from ingest.errors import PantauError
+
+
+class SettingsError(PantauError):
+    """A settings file or environment variable is malformed; the message names which."""
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    """A string that prints as ``***``; read it with ``.reveal()`` where it is used."""
+
+    _value: str = ""
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('***')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+
+def _f(default: Any, doc: str) -> Any:
+    if isinstance(default, list | tuple):
+        return field(default=tuple(default), metadata={"doc": doc})
+    return field(default=default, metadata={"doc": doc})
+
+
+@dataclass(frozen=True, slots=True)
+class MqttSettings:
+    url: str = _f("mqtt://127.0.0.1:1883", "Broker as `mqtt://[user:pass@]host:port`.")
+    username: str = _f("", "Username (overridden by one in `url`).")
+    password: Secret = _f(Secret(), "Password (overridden by one in `url`).")
+    client_id: str = _f("pantau-ingest", "Fixed client id: the broker keeps this session's "
+                        "unacknowledged messages across restarts under it.")
+    topic_prefix: str = _f("pantau", "Topics are `<prefix>/<site>/<device>/telemetry|status`.")
+    shared_group: str = _f("", "When set, subscribe as `$share/<group>/...` so several Pantau "
+                           "workers split the devices.")
+    session_expiry_s: int = _f(7 * 24 * 3600, "How long the broker keeps the session (and its "
+                               "queued messages) while Pantau is away.")
+    max_unacked: int = _f(20000, "Most messages held unacknowledged (MQTT v5 Receive Maximum, "
+                          "1..65535): bounds memory; the broker queues the rest.")
+    keepalive_s: int = _f(30, "MQTT keepalive.")
+    reconnect_min_s: float = _f(0.5, "First reconnect delay; doubles up to `reconnect_max_s`, "
+                                "with jitter.")
+    reconnect_max_s: float = _f(30.0, "Longest reconnect delay.")
+    deadletter_topic: str = _f("pantau/deadletter", "Rejected messages are republished (QoS 1) "
+                               "under `<deadletter_topic>/<reason>`.")
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_unacked <= 65535:
+            raise SettingsError(f"mqtt.max_unacked must be within 1..65535, not {self.max_unacked}")
+        host, port, user, password = parse_mqtt_url(self.url)
+        # Credentials move out of the URL so that no repr or log line can show the password.
+        if user or password:
+            object.__setattr__(self, "url", f"mqtt://{host}:{port}")
+            object.__setattr__(self, "username", user or self.username)
+            if password:
+                object.__setattr__(self, "password", Secret(password))
+
+    @property
+    def host(self) -> str:
+        return parse_mqtt_url(self.url)[0]
+
+    @property
+    def port(self) -> int:
+        return parse_mqtt_url(self.url)[1]
+
+
+
+def parse_mqtt_url(url: str) -> tuple[str, int, str, str]:
+    """(host, port, user, password) of ``mqtt://[user:pass@]host[:port]``."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "tcp") or not parts.hostname:
+        raise SettingsError(f"mqtt.url {url!r}: expected mqtt://[user:pass@]host:port")
+    try:
+        port = parts.port or 1883
+    except ValueError as e:
+        raise SettingsError(f"mqtt.url {url!r}: bad port") from e
+    return (parts.hostname, port, unquote(parts.username or ""), unquote(parts.password or ""))
+
+
+@dataclass(frozen=True, slots=True)
+class InfluxSettings:
+    url: str = _f("http://127.0.0.1:8086", "InfluxDB base URL.")
+    api: str = _f("v1", "`v1` (`/write`, database + retention policy; InfluxDB 1.x) or `v2` "
+                  "(`/api/v2/write` through influxdb-client; InfluxDB 2.x and 3.x).")
+    database: str = _f("pantau", "v1: database name.")
+    retention_policy: str = _f("", "v1: retention policy (empty: the database's default).")
+    username: str = _f("", "v1: user with WRITE on `database` (empty: no auth).")
+    password: Secret = _f(Secret(), "v1: that user's password.")
+    org: str = _f("pantau", "v2: organisation.")
+    bucket: str = _f("pantau", "v2: bucket.")
+    token: Secret = _f(Secret(), "v2: API token with write access to `bucket` only.")
+    timeout_s: float = _f(10.0, "One write request's timeout.")
+    batch_size: int = _f(5000, "Readings per write: a batch is flushed when it has this many...")
+    flush_interval_s: float = _f(0.25, "...or when its oldest reading waited this long.")
+    retry_min_s: float = _f(0.2, "First retry delay after a retryable write error; doubles, "
+                            "with jitter, honouring Retry-After.")
+    retry_max_s: float = _f(15.0, "Longest retry delay. Retries never give up: the data stays "
+                            "unacknowledged in the broker until the database takes it.")
+
+    def __post_init__(self) -> None:
+        if self.api not in ("v1", "v2"):
+            raise SettingsError(f"influx.api must be 'v1' or 'v2', not {self.api!r}")
+        if self.batch_size < 1:
+            raise SettingsError("influx.batch_size must be at least 1")
+
+
+@dataclass(frozen=True, slots=True)
+class IngestSettings:
+    max_payload_bytes: int = _f(65536, "Larger payloads are rejected (`payload_too_large`).")
+    max_future_s: float = _f(300.0, "Readings dated further ahead than this are rejected "
+                             "(`ts_in_future`): a device clock gone wrong.")
+    max_age_s: float = _f(30 * 86400.0, "Readings older than this are rejected (`ts_too_old`).")
+    processors: tuple[str, ...] = _f(("calibration", "range_check", "dedupe"),
+                                     "The processor chain, in order (see `processors.PROCESSORS`).")
+    range_mode: str = _f("reject", "Out-of-range readings: `reject` (dead-letter) or `flag` "
+                         "(store with quality flag).")
+    pending_batches: int = _f(4, "Sealed batches waiting for the writer before reading pauses.")
+    deadletter_file: str = _f("", "JSON-lines file of rejected messages (empty: "
+                              "`<state_dir>/deadletter.jsonl`).")
+
+    def __post_init__(self) -> None:
+        if self.range_mode not in ("reject", "flag"):
+            raise SettingsError(f"ingest.range_mode must be 'reject' or 'flag', "
+                                f"not {self.range_mode!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSettings:
+    listen: str = _f("127.0.0.1:8080", "`host:port` of the HTTP API (health, metrics, devices).")
+
+    def __post_init__(self) -> None:
+        host, _, port = self.listen.rpartition(":")
+        if not host or not port.isdigit():
+            raise SettingsError(f"http.listen {self.listen!r}: expected host:port")
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    registry: str = _f("", "Path of the device registry YAML (empty: the shipped Blitar one).")
+    state_dir: str = _f("var", "Directory for Pantau's own files (dead letters, state).")
+    log_level: str = _f("INFO", "DEBUG, INFO, WARNING or ERROR.")
+    mqtt: MqttSettings = field(default_factory=MqttSettings)
+    influx: InfluxSettings = field(default_factory=InfluxSettings)
+    ingest: IngestSettings = field(default_factory=IngestSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
+
+
+SECTIONS = ("mqtt", "influx", "ingest", "http")
+
+
+def _is_section(tp: Any) -> bool:
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp) and tp is not Secret
+
+
+def _convert(value: Any, tp: Any, where: str) -> Any:
+    if tp is Secret:
+        if isinstance(value, Secret):
+            return value
+        if not isinstance(value, str):
+            raise SettingsError(f"{where}: expected a string")
+        return Secret(value)
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise SettingsError(f"{where}: expected a list of strings")
+        return tuple(value)
+    if tp is bool:
+        if isinstance(value, str):
+            if value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if value.lower() in ("0", "false", "no", "off"):
+                return False
+        if isinstance(value, bool):
+            return value
+        raise SettingsError(f"{where}: expected true or false, not {value!r}")
+    if tp in (int, float):
+        if isinstance(value, bool):
+            raise SettingsError(f"{where}: expected a number, not {value!r}")
+        try:
+            return tp(value)
+        except (TypeError, ValueError) as e:
+            raise SettingsError(f"{where}: expected {tp.__name__}, not {value!r}") from e
+    if tp is str:
+        if not isinstance(value, str):
+            raise SettingsError(f"{where}: expected a string, not {value!r}")
+        return value
+    raise SettingsError(f"{where}: unsupported setting type {tp!r}")
+
+
+def _build(cls: type[Any], values: Mapping[str, Any], env: Mapping[str, str], prefix: str,
+           where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(values) - known
+    if unknown:
+        raise SettingsError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}")
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        if _is_section(tp):
+            sub = values.get(f.name, {})
+            if not isinstance(sub, Mapping):
+                raise SettingsError(f"{where}[{f.name}]: expected a table")
+            kwargs[f.name] = _build(tp, sub, env, f"{prefix}{f.name.upper()}_", f"[{f.name}]")
+            continue
+        env_name = f"{prefix}{f.name.upper()}"
+        if env_name in env:
+            kwargs[f.name] = _convert(env[env_name], tp, f"environment {env_name}")
+        elif f.name in values:
+            kwargs[f.name] = _convert(values[f.name], tp, f"{where} {f.name}")
+    try:
+        return cls(**kwargs)
+    except TypeError as e:
+        raise SettingsError(f"{where}: {e}") from e
+
+
+def load_settings(path: str | Path | None = None,
+                  env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from a TOML file (optional) overridden by ``PANTAU_*`` environment variables."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as fh:
+                values = tomllib.load(fh)
+        except OSError as e:
+            raise SettingsError(f"{path}: cannot read settings: {e.strerror}") from e
+        except tomllib.TOMLDecodeError as e:
+            raise SettingsError(f"{path}: not valid TOML: {e}") from e
+    settings: Settings = _build(Settings, values, os.environ if env is None else env,
+                                "PANTAU_", str(path or "settings"))
+    return settings
+
+
+def reference() -> str:
+    """Markdown reference of every setting, its environment variable, default and meaning."""
+    lines = ["| setting | environment | default | meaning |", "|---|---|---|---|"]
+
+    def walk(cls: type[Any], section: str) -> None:
+        hints = typing.get_type_hints(cls)
+        inst = cls()
+        for f in dataclasses.fields(cls):
+            tp = hints[f.name]
+            if _is_section(tp):
+                walk(tp, f.name)
+                continue
+            name = f"{section}.{f.name}" if section else f.name
+            env = "PANTAU_" + (f"{section}_" if section else "").upper() + f.name.upper()
+            default = getattr(inst, f.name)
+            shown = ('""' if isinstance(default, Secret) else
+                     ", ".join(default) if isinstance(default, tuple) else repr(default))
+            lines.append(f"| `{name}` | `{env}` | `{shown}` | {f.metadata.get('doc', '')} |")
+
+    walk(Settings, "")
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["HttpSettings", "InfluxSettings", "IngestSettings", "MqttSettings", "Secret",
+           "Settings", "SettingsError", "load_settings", "reference"]
