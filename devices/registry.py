@@ -76,6 +76,9 @@ class Device:
     interval_s: float
     metrics: tuple[Metric, ...]
     name: str = ""
+    # Free-form numeric parameters used by processors and rules (e.g. a river gauge's
+    # `reference_height_cm`, `waspada_cm`, `siaga_cm`, `awas_cm`).
+    params: Mapping[str, float] = field(default_factory=dict)
 
     def metric(self, name: str) -> Metric | None:
         return next((m for m in self.metrics if m.name == name), None)
@@ -183,6 +186,16 @@ def _metric(ctx: _Ctx, name: str, spec: Any, base: Metric | None, where: str) ->
         raise ctx.fail(spec, None, where, str(e)) from e
 
 
+def _params(ctx: _Ctx, d: Mapping[str, Any], where: str) -> dict[str, float]:
+    node = ctx.mapping(d.get("params") or {}, None, f"{where}: params")
+    out: dict[str, float] = {}
+    for k in node:
+        if not isinstance(k, str) or not NAME_RE.match(k):
+            raise ctx.fail(node, None, f"{where}: params", f"name {k!r} must match {NAME_RE.pattern}")
+        out[k] = ctx.number(node, k, f"{where}: params")
+    return out
+
+
 def parse_registry(doc: Any, *, source: str = "<memory>") -> Registry:
     """Validate an already-parsed YAML document (see `load_registry`)."""
     ctx = _Ctx(source)
@@ -238,6 +251,7 @@ def parse_registry(doc: Any, *, source: str = "<memory>") -> Registry:
             lon=ctx.number(d, "lon", where, lo=-180, hi=180,
                            default=site_obj.lon if site_obj else None),
             interval_s=interval, metrics=tuple(metrics.values()), name=str(d.get("name", "")),
+            params=_params(ctx, d, where),
         ))
     if not devices:
         raise RegistryError(f"{source}: the registry declares no devices")
