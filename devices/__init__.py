@@ -1,1 +1,2 @@
-"""Devices: the registry (what exists, where, how to calibrate, what is normal) and its series table."""
+"""Devices: the registry (what exists, where, how to calibrate, what is normal) and its
+series table."""

@@ -191,7 +191,8 @@ def _params(ctx: _Ctx, d: Mapping[str, Any], where: str) -> dict[str, float]:
     out: dict[str, float] = {}
     for k in node:
         if not isinstance(k, str) or not NAME_RE.match(k):
-            raise ctx.fail(node, None, f"{where}: params", f"name {k!r} must match {NAME_RE.pattern}")
+            raise ctx.fail(node, None, f"{where}: params",
+                           f"name {k!r} must match {NAME_RE.pattern}")
         out[k] = ctx.number(node, k, f"{where}: params")
     return out
 
@@ -218,7 +219,8 @@ def parse_registry(doc: Any, *, source: str = "<memory>") -> Registry:
         if not isinstance(kname, str) or not NAME_RE.match(kname):
             raise ctx.fail(kinds_node, kname, where, f"kind name must match {NAME_RE.pattern}")
         kspec = ctx.mapping(kspec, None, where)
-        interval = ctx.number(kspec, "interval_s", where, lo=0.001) if "interval_s" in kspec else None
+        interval = (ctx.number(kspec, "interval_s", where, lo=0.001)
+                    if "interval_s" in kspec else None)
         mnode = ctx.mapping(kspec.get("metrics") or {}, None, where)
         kinds[kname] = (interval, {n: _metric(ctx, n, m, None, where) for n, m in mnode.items()})
 
@@ -242,7 +244,8 @@ def parse_registry(doc: Any, *, source: str = "<memory>") -> Registry:
         for n, m in mnode.items():
             metrics[n] = _metric(ctx, n, m, kind_metrics.get(n), where)
         if not metrics:
-            raise ctx.fail(d, None, where, f"no metrics: declare them on the device or kind '{kind}'")
+            raise ctx.fail(d, None, where,
+                           f"no metrics: declare them on the device or on kind '{kind}'")
         interval = ctx.number(d, "interval_s", where, default=kind_interval or 60.0, lo=0.001)
         devices.append(Device(
             id=did, kind=kind, site=site,

@@ -78,7 +78,8 @@ class TelemetryBatch:
     @property
     def ok(self) -> npt.NDArray[np.bool_]:
         """Mask of the rows that will be stored."""
-        return self.status == Reason.OK
+        ok: npt.NDArray[np.bool_] = self.status == Reason.OK
+        return ok
 
     def take(self, rows: npt.NDArray[np.bool_] | npt.NDArray[np.intp]) -> TelemetryBatch:
         """The rows selected by a mask or an index array, as a new batch."""
@@ -86,7 +87,7 @@ class TelemetryBatch:
                               self.flags[rows], self.status[rows], self.origin[rows])
 
     def with_status(self, mask: npt.NDArray[np.bool_], reason: Reason) -> TelemetryBatch:
-        """A copy where rows in ``mask`` that are still OK get ``reason``; earlier verdicts stand."""
+        """A copy where rows in ``mask`` that are still OK get ``reason``; earlier ones stand."""
         hit = mask & (self.status == Reason.OK)
         if not hit.any():
             return self
@@ -100,7 +101,8 @@ class TelemetryBatch:
     def with_flags(self, mask: npt.NDArray[np.bool_], flag: np.uint16) -> TelemetryBatch:
         if not mask.any():
             return self
-        return replace(self, flags=self.flags | np.where(mask, flag, np.uint16(0)).astype(np.uint16))
+        flags = self.flags | np.where(mask, flag, np.uint16(0)).astype(np.uint16)
+        return replace(self, flags=flags)
 
     @staticmethod
     def concat(batches: list[TelemetryBatch]) -> TelemetryBatch:

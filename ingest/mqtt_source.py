@@ -1,0 +1,265 @@
+"""`MqttSource`: paho-mqtt 2.x driven by the asyncio event loop, QoS 1 with manual acknowledgement.
+
+Delivery contract (see DESIGN.md, "Delivery"):
+
+- MQTT v5, a fixed client id, ``clean_start=False`` and a session expiry interval, so the
+  broker keeps the subscription and every unacknowledged message while Pantau is away.
+- Subscriptions are QoS 1 (not 2: paho confirms QoS 2 on arrival). Messages are acknowledged
+  only when the pipeline calls `ack` after their readings were written or dead-lettered.
+- The MQTT v5 Receive Maximum (``mqtt.max_unacked``) caps unacknowledged messages: the broker
+  sends no more until some are acknowledged, so memory stays bounded and the rest waits,
+  queued in the broker. `pause` stops reading the socket altogether (back-pressure).
+- After a reconnect, message ids of the old connection are meaningless: acks for them are
+  skipped (counted) and the broker redelivers those messages, which then overwrite themselves
+  in the database (same series and device timestamp).
+
+The socket is driven by ``loop.add_reader``/``add_writer`` (no network thread): callbacks,
+including the handler, run on the event loop thread, so they must not block.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from pantau.metrics import Metrics
+from pantau.settings import MqttSettings
+
+log = logging.getLogger("pantau.mqtt")
+
+# (topic, payload, mid, generation) -> None; must not block and must not raise.
+Handler = Callable[[str, bytes, int, int], None]
+
+_READS_PER_WAKEUP = 256  # packets read per readable event before yielding to the loop
+
+
+class MqttSource:
+    """Owns one paho client. Lifecycle: ``await run()`` until cancelled; it connects, reconnects
+    with jittered exponential backoff, and disconnects cleanly when cancelled. `ack`,
+    `publish`, `pause` and `resume` are called from the event loop thread only."""
+
+    def __init__(self, settings: MqttSettings, handler: Handler, metrics: Metrics) -> None:
+        self._s = settings
+        self.handler = handler  # may be replaced before `run` (the pipeline is built later)
+        self._m = metrics
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sock: socket.socket | None = None
+        self._reading = False
+        self._paused = False
+        self._received = 0
+        self.generation = 0
+        self.connected = False
+        self.session_present = False
+        self.last_error = "not connected yet"
+        self._up = asyncio.Event()
+        self._down = asyncio.Event()
+        self._client = self._make_client()
+
+    # -- paho wiring -----------------------------------------------------------------------
+    def _make_client(self) -> mqtt.Client:
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self._s.client_id,
+                        protocol=mqtt.MQTTv5, manual_ack=True)
+        user, password = self._s.username, self._s.password
+        if user:
+            c.username_pw_set(user, password.reveal() or None)
+        c.on_connect = self._on_connect
+        c.on_disconnect = self._on_disconnect
+        c.on_message = self._on_message
+        c.on_socket_open = self._on_socket_open
+        c.on_socket_close = self._on_socket_close
+        c.on_socket_register_write = self._on_register_write
+        c.on_socket_unregister_write = self._on_unregister_write
+        c.max_queued_messages_set(10000)  # our own publishes (dead letters); bounded
+        return c
+
+    def _threadsafe(self, fn: Callable[[], None]) -> None:
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(fn)
+
+    def _on_socket_open(self, client: Any, userdata: Any, sock: Any) -> None:
+        def opened() -> None:
+            self._sock = sock
+            self._sync_reader()
+        self._threadsafe(opened)
+
+    def _on_socket_close(self, client: Any, userdata: Any, sock: Any) -> None:
+        def closed() -> None:
+            if self._loop is not None and self._reading:
+                self._loop.remove_reader(sock)
+            self._reading = False
+            if self._sock is sock:
+                self._sock = None
+        self._threadsafe(closed)
+
+    def _on_register_write(self, client: Any, userdata: Any, sock: Any) -> None:
+        fd: int = sock.fileno()
+
+        def register() -> None:
+            if self._loop is not None and self._sock is not None and self._sock.fileno() == fd:
+                self._loop.add_writer(fd, self._writable)
+        self._threadsafe(register)
+
+    def _on_unregister_write(self, client: Any, userdata: Any, sock: Any) -> None:
+        def unregister() -> None:
+            if self._loop is not None:
+                self._loop.remove_writer(sock)
+        self._threadsafe(unregister)
+
+    def _writable(self) -> None:
+        self._client.loop_write()
+
+    def _readable(self) -> None:
+        client = self._client
+        for _ in range(_READS_PER_WAKEUP):
+            before = self._received
+            if client.loop_read() != MQTTErrorCode.MQTT_ERR_SUCCESS or self._paused:
+                return
+            if self._received == before:  # socket drained (or a non-PUBLISH packet)
+                return
+
+    def _sync_reader(self) -> None:
+        sock, loop = self._sock, self._loop
+        if sock is None or loop is None:
+            self._reading = False
+            return
+        want = not self._paused
+        if want and not self._reading:
+            loop.add_reader(sock, self._readable)
+        elif not want and self._reading:
+            loop.remove_reader(sock)
+        self._reading = want
+
+    def _on_connect(self, client: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
+        if rc.is_failure:
+            self.last_error = f"broker refused the connection: {rc}"
+            log.error("MQTT %s (%s as %r)", self.last_error, self._s.url, self._s.username)
+            self._down.set()
+            return
+        self.generation += 1
+        self.connected = True
+        self.session_present = bool(flags.session_present)
+        self.last_error = ""
+        self._m.gauge("pantau_mqtt_connected").set(1)
+        opts = SubscribeOptions(qos=1)
+        share = f"$share/{self._s.shared_group}/" if self._s.shared_group else ""
+        p = self._s.topic_prefix
+        client.subscribe([(f"{share}{p}/+/+/telemetry", opts), (f"{share}{p}/+/+/status", opts)])
+        log.info("MQTT connected to %s as %r (session %s, generation %d)", self._s.url,
+                 self._s.client_id, "resumed" if self.session_present else "new", self.generation)
+        self._up.set()
+
+    def _on_disconnect(self, client: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
+        if self.connected:
+            log.warning("MQTT connection lost: %s", rc)
+        self.connected = False
+        self.last_error = f"disconnected: {rc}"
+        self._m.gauge("pantau_mqtt_connected").set(0)
+        self._down.set()
+
+    def _on_message(self, client: Any, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        self._received += 1
+        self.handler(msg.topic, bytes(msg.payload), msg.mid, self.generation)
+
+    # -- public ----------------------------------------------------------------------------
+    def ack(self, mid: int, generation: int) -> bool:
+        """Send the PUBACK for a message; False (and counted) when its connection is gone."""
+        if generation != self.generation or not self.connected:
+            self._m.counter("pantau_mqtt_acks_skipped_total").inc()
+            return False
+        self._client.ack(mid, 1)
+        return True
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        """Queue a QoS 1 publish (paho resends it after a reconnect within the session)."""
+        self._client.publish(topic, payload, qos=1)
+
+    def pause(self) -> None:
+        """Stop reading from the broker (unread messages wait in the socket and the broker)."""
+        self._paused = True
+        self._sync_reader()
+
+    def resume(self) -> None:
+        self._paused = False
+        self._sync_reader()
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    async def wait_connected(self) -> None:
+        await self._up.wait()
+
+    async def run(self) -> None:
+        """Connect and stay connected until cancelled."""
+        self._loop = asyncio.get_running_loop()
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = self._s.session_expiry_s
+        props.ReceiveMaximum = self._s.max_unacked
+        delay = self._s.reconnect_min_s
+        first = True
+        try:
+            while True:
+                self._up.clear()
+                self._down.clear()
+                try:
+                    if first:
+                        await self._loop.run_in_executor(None, lambda: self._client.connect(
+                            self._s.host, self._s.port, self._s.keepalive_s,
+                            clean_start=False, properties=props))
+                        first = False
+                    else:
+                        await self._loop.run_in_executor(None, self._client.reconnect)
+                    await self._wait_session()
+                except (OSError, TimeoutError) as e:
+                    self.last_error = f"cannot connect to {self._s.url}: {e}"
+                    log.warning("MQTT %s; retrying in %.1f s", self.last_error, delay)
+                if self.connected:
+                    delay = self._s.reconnect_min_s
+                    await self._down.wait()
+                self._m.counter("pantau_mqtt_reconnects_total").inc()
+                await asyncio.sleep(random.uniform(delay / 2, delay))
+                delay = min(delay * 2, self._s.reconnect_max_s)
+        finally:
+            await self._shutdown()
+
+    async def _wait_session(self) -> None:
+        """Run keepalive housekeeping and wait for CONNACK (or failure)."""
+        up = asyncio.ensure_future(self._up.wait())
+        down = asyncio.ensure_future(self._down.wait())
+        try:
+            await asyncio.wait({up, down}, timeout=max(10.0, self._s.keepalive_s),
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            up.cancel()
+            down.cancel()
+        if not self.connected and not self._down.is_set():
+            raise TimeoutError("no CONNACK from the broker")
+
+    async def housekeeping(self) -> None:
+        """Keepalive pings and retries; run beside `run` until cancelled."""
+        while True:
+            await asyncio.sleep(1.0)
+            if self._sock is not None:
+                self._client.loop_misc()
+
+    async def _shutdown(self) -> None:
+        if self.connected:
+            self._client.disconnect()
+            if self._client.want_write():
+                self._client.loop_write()
+        self.connected = False
+        self._m.gauge("pantau_mqtt_connected").set(0)
+        if self._sock is not None and self._loop is not None:
+            self._loop.remove_reader(self._sock)
+            self._loop.remove_writer(self._sock)
+        self._reading = False

@@ -1,0 +1,113 @@
+"""Wiring: build every stage from `Settings` and run them until asked to stop.
+
+Start order follows the data backwards (sink, writer, HTTP, then the MQTT source); stop order
+follows it forwards: stop reading, drain what was read into the database, acknowledge, then
+disconnect. Anything not acknowledged by then stays in the broker's session for next time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from pathlib import Path
+
+from ingest.influx_sink import make_sink
+
+from devices.registry import Registry, default_registry_path, load_registry
+from devices.series import SeriesTable
+from ingest.deadletter import DeadLetter
+from ingest.decode import Decoder
+from ingest.mqtt_source import MqttSource
+from ingest.pipeline import Pipeline
+from pantau.http_api import Check, build_app, start_http
+from pantau.metrics import Metrics
+from pantau.settings import Settings
+from processors import ProcessorContext, build_chain
+
+log = logging.getLogger("pantau")
+
+DRAIN_TIMEOUT_S = 15.0
+
+
+def load_configured_registry(settings: Settings) -> Registry:
+    return load_registry(settings.registry or default_registry_path())
+
+
+async def run(settings: Settings, *, stop: asyncio.Event | None = None,
+              started: asyncio.Event | None = None) -> None:
+    """Run Pantau until ``stop`` is set (or SIGINT/SIGTERM when ``stop`` is None)."""
+    registry = load_configured_registry(settings)
+    table = SeriesTable.from_registry(registry)
+    metrics = Metrics()
+    ing = settings.ingest
+    decoder = Decoder(table, topic_prefix=settings.mqtt.topic_prefix,
+                      max_payload_bytes=ing.max_payload_bytes,
+                      max_future_ns=int(ing.max_future_s * 1e9),
+                      max_age_ns=int(ing.max_age_s * 1e9))
+    chain = build_chain(ing.processors, ProcessorContext(table, ing.range_mode))
+    device_status: dict[str, str] = {}
+
+    def on_status(topic: str, payload: bytes) -> None:
+        parts = topic.split("/")
+        text = payload.decode("utf-8", "replace").lower()
+        device_status[parts[2]] = ("online" if "online" in text else
+                                   "offline" if "offline" in text else "unknown")
+
+    source = MqttSource(settings.mqtt, lambda *a: None, metrics)
+    dl_path = Path(ing.deadletter_file or Path(settings.state_dir) / "deadletter.jsonl")
+    deadletter = DeadLetter(dl_path, source.publish, settings.mqtt.deadletter_topic)
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+
+    async with make_sink(settings.influx, table) as sink:
+        inf = settings.influx
+        pipeline = Pipeline(decoder=decoder, chain=chain, sink=sink, deadletter=deadletter,
+                            metrics=metrics, broker=source, batch_size=inf.batch_size,
+                            flush_interval_s=inf.flush_interval_s,
+                            pending_batches=ing.pending_batches, retry_min_s=inf.retry_min_s,
+                            retry_max_s=inf.retry_max_s, clock=time.time_ns,
+                            on_status=on_status)
+        source.handler = pipeline.on_message
+
+        async def mqtt_check() -> str:
+            return "" if source.connected else source.last_error or "not connected"
+
+        async def db_check() -> str:
+            try:
+                await sink.ping()
+            except Exception as e:  # readiness reports any failure as text
+                return f"database not reachable: {e}"
+            return "" if pipeline.sink_ok else f"writes failing: {pipeline.last_sink_error}"
+
+        app = build_app(registry, metrics, [Check("mqtt", mqtt_check), Check("database", db_check)],
+                        device_status)
+        http = await start_http(app, settings.http.host, settings.http.port)
+        log.info("Pantau is up: %d devices, %d series; HTTP on http://%s/ (metrics, readyz, "
+                 "api/devices); dead letters in %s", len(registry.devices), len(table),
+                 settings.http.listen, dl_path)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                writer = tg.create_task(pipeline.run(), name="writer")
+                conn = tg.create_task(source.run(), name="mqtt")
+                house = tg.create_task(source.housekeeping(), name="mqtt-housekeeping")
+                if started is not None:
+                    started.set()
+                await stop.wait()
+                log.info("stopping: draining what was read into the database")
+                source.pause()
+                try:
+                    await asyncio.wait_for(pipeline.drain(), DRAIN_TIMEOUT_S)
+                except TimeoutError:
+                    log.warning("drain timed out; unacknowledged messages stay in the broker")
+                for t in (house, conn, writer):
+                    t.cancel()
+        finally:
+            with contextlib.suppress(Exception):
+                await http.cleanup()
+        log.info("stopped")

@@ -1,0 +1,83 @@
+"""The ``pantau`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from ingest.errors import PantauError
+from pantau import __version__
+from pantau.settings import load_settings, reference
+
+EPILOG = """\
+Settings come from the TOML file given with --config (see config/pantau.example.toml) and are
+overridden by PANTAU_* environment variables, e.g. PANTAU_MQTT_URL, PANTAU_INFLUX_URL.
+`pantau settings` lists every setting.
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="pantau", description="Pantau: IoT and sensor command-center backend "
+        "(MQTT in, numpy processing, InfluxDB out).", epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"pantau {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    run = sub.add_parser("run", help="run the ingest service (MQTT -> processors -> InfluxDB)",
+                         description="Subscribe to device telemetry, process it and store it in "
+                         "InfluxDB; serve /healthz, /readyz, /metrics and /api/devices.")
+    run.add_argument("--config", metavar="FILE", help="settings TOML file")
+    sub.add_parser("settings", help="print the reference of every setting (Markdown)")
+    chk = sub.add_parser("check", help="validate the settings and the device registry, then exit")
+    chk.add_argument("--config", metavar="FILE", help="settings TOML file")
+    smp = sub.add_parser("sample", help="publish sample telemetry for every registry device",
+                         description="A small built-in publisher: every device of the registry "
+                         "reports plausible values at its interval (scaled by --speed).")
+    smp.add_argument("--config", metavar="FILE", help="settings TOML file (registry, mqtt.url)")
+    smp.add_argument("--credentials", metavar="JSON", required=True,
+                     help="JSON file mapping device id -> MQTT password")
+    smp.add_argument("--speed", type=float, default=60.0,
+                     help="time compression: 60 sends a 1-minute device every second "
+                     "(default 60)")
+    smp.add_argument("--duration", type=float, default=0.0,
+                     help="stop after this many seconds (default: run until Ctrl-C)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "settings":
+            sys.stdout.write(reference())
+            return 0
+        settings = load_settings(getattr(args, "config", None))
+        logging.basicConfig(level=settings.log_level.upper(),
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        if args.command == "check":
+            from devices.series import SeriesTable
+            from pantau.app import load_configured_registry
+            registry = load_configured_registry(settings)
+            print(f"ok: {len(registry.devices)} devices, "
+                  f"{len(SeriesTable.from_registry(registry))} series in {registry.source}")
+            return 0
+        if args.command == "run":
+            from pantau.app import run
+            asyncio.run(run(settings))
+            return 0
+        if args.command == "sample":
+            from pantau.sample import publish_samples
+            return asyncio.run(publish_samples(settings, args.credentials, speed=args.speed,
+                                               duration=args.duration))
+    except PantauError as e:
+        print(f"pantau: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""A small in-process metrics registry rendered in the Prometheus text format (``/metrics``).
+
+Metrics are created on first use: ``metrics.counter("pantau_x_total", reason="nan").inc()``.
+Every name must have a line in `HELP`, so that what `/metrics` shows is documented.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from dataclasses import dataclass, field
+
+HELP: dict[str, tuple[str, str]] = {
+    "pantau_messages_received_total": ("counter", "MQTT messages received (telemetry+status)."),
+    "pantau_messages_acked_total": ("counter", "Messages acknowledged to the broker after "
+                                    "their readings were written or dead-lettered."),
+    "pantau_messages_rejected_total": ("counter", "Whole messages rejected, by reason."),
+    "pantau_messages_unacked": ("gauge", "Messages received and not yet acknowledged."),
+    "pantau_status_messages_total": ("counter", "Device status (LWT) messages, by status."),
+    "pantau_readings_received_total": ("counter", "Readings decoded from accepted messages "
+                                       "(including those rejected one by one)."),
+    "pantau_readings_written_total": ("counter", "Readings written to the database (2xx)."),
+    "pantau_readings_rejected_total": ("counter", "Readings dead-lettered, by reason."),
+    "pantau_readings_duplicate_total": ("counter", "Exact duplicate readings stored once."),
+    "pantau_readings_in_flight": ("gauge", "Readings decoded and not yet written or rejected."),
+    "pantau_batch_readings": ("histogram", "Readings per write batch."),
+    "pantau_write_seconds": ("histogram", "Duration of successful database writes."),
+    "pantau_write_retries_total": ("counter", "Retryable write failures (retried), by kind."),
+    "pantau_write_splits_total": ("counter", "Batches split to isolate points the database "
+                                  "refused."),
+    "pantau_queue_batches": ("gauge", "Sealed batches waiting for the writer."),
+    "pantau_reading_paused": ("gauge", "1 while MQTT reading is paused by back-pressure."),
+    "pantau_deadletter_records_total": ("counter", "Records appended to the dead-letter file."),
+    "pantau_mqtt_connected": ("gauge", "1 while connected to the broker."),
+    "pantau_mqtt_reconnects_total": ("counter", "Connection attempts after the first."),
+    "pantau_mqtt_acks_skipped_total": ("counter", "Acks not sent because the connection that "
+                                       "delivered the message is gone (the broker redelivers)."),
+}
+
+DEFAULT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+SIZE_BUCKETS = (1, 10, 100, 500, 1000, 2500, 5000, 10000, 25000, 50000)
+
+
+@dataclass(slots=True)
+class Counter:
+    value: float = 0.0
+
+    def inc(self, n: float = 1.0) -> None:
+        self.value += n
+
+
+@dataclass(slots=True)
+class Gauge:
+    value: float = 0.0
+
+    def set(self, v: float) -> None:
+        self.value = v
+
+    def inc(self, n: float = 1.0) -> None:
+        self.value += n
+
+
+@dataclass(slots=True)
+class Histogram:
+    buckets: tuple[float, ...]
+    counts: list[int] = field(default_factory=list)
+    sum: float = 0.0
+    count: int = 0
+
+    def __post_init__(self) -> None:
+        self.counts = [0] * (len(self.buckets) + 1)
+
+    def observe(self, v: float) -> None:
+        self.counts[bisect.bisect_left(self.buckets, v)] += 1
+        self.sum += v
+        self.count += 1
+
+
+def _labels(labels: dict[str, str], extra: str = "") -> str:
+    parts = [f'{k}="{v}"' for k, v in sorted(labels.items())]
+    if extra:
+        parts.append(extra)
+    return "{" + ",".join(parts) + "}" if parts else ""
+
+
+def _fmt(v: float) -> str:
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    return repr(int(v)) if float(v).is_integer() else repr(v)
+
+
+class Metrics:
+    """Holds every metric of one Pantau process. Not thread-safe: use from the event loop."""
+
+    def __init__(self) -> None:
+        self._m: dict[tuple[str, tuple[tuple[str, str], ...]], Counter | Gauge | Histogram] = {}
+
+    def _get(self, name: str, labels: dict[str, str], make: type, *args: object) -> object:
+        if name not in HELP:
+            raise KeyError(f"metric {name!r} has no HELP entry in pantau.metrics")
+        key = (name, tuple(sorted(labels.items())))
+        m = self._m.get(key)
+        if m is None:
+            m = self._m[key] = make(*args)
+        return m
+
+    def counter(self, name: str, **labels: str) -> Counter:
+        m = self._get(name, labels, Counter)
+        assert isinstance(m, Counter)
+        return m
+
+    def gauge(self, name: str, **labels: str) -> Gauge:
+        m = self._get(name, labels, Gauge)
+        assert isinstance(m, Gauge)
+        return m
+
+    def histogram(self, name: str, buckets: tuple[float, ...] = DEFAULT_BUCKETS,
+                  **labels: str) -> Histogram:
+        m = self._get(name, labels, Histogram, buckets)
+        assert isinstance(m, Histogram)
+        return m
+
+    def value(self, name: str, **labels: str) -> float:
+        """Current value of a counter or gauge (0 when never touched); for tests and the API."""
+        m = self._m.get((name, tuple(sorted(labels.items()))))
+        return m.value if isinstance(m, Counter | Gauge) else 0.0
+
+    def total(self, name: str) -> float:
+        """Sum of a counter over all its label sets."""
+        return sum(m.value for (n, _), m in self._m.items()
+                   if n == name and isinstance(m, Counter | Gauge))
+
+    def render(self) -> str:
+        out: list[str] = []
+        for name in sorted({n for n, _ in self._m}):
+            kind, help_text = HELP[name]
+            out.append(f"# HELP {name} {help_text}")
+            out.append(f"# TYPE {name} {kind}")
+            for (n, labels), m in sorted(self._m.items(), key=lambda kv: kv[0]):
+                if n != name:
+                    continue
+                lab = dict(labels)
+                if isinstance(m, Histogram):
+                    cum = 0
+                    for b, c in zip((*m.buckets, math.inf), m.counts, strict=True):
+                        cum += c
+                        le = 'le="' + _fmt(b) + '"'
+                        out.append(f"{name}_bucket{_labels(lab, le)} {cum}")
+                    out.append(f"{name}_sum{_labels(lab)} {_fmt(m.sum)}")
+                    out.append(f"{name}_count{_labels(lab)} {m.count}")
+                else:
+                    out.append(f"{name}{_labels(lab)} {_fmt(m.value)}")
+        return "\n".join(out) + "\n"
