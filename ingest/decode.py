@@ -89,7 +89,7 @@ class Decoder:
                origin: int) -> Note | None:
         """Append the message's readings to ``out``; return a `Note` when the whole message is
         rejected (nothing appended then). Never raises on bad input."""
-        start = len(out)
+        start = len(out.ts_ns)
         try:
             self._decode(topic, payload, now_ns, out, origin)
         except _Reject as r:
@@ -125,7 +125,7 @@ class Decoder:
                     self._reading_set(device, per, item, now_ns, out, origin)
         else:
             self._line_protocol(device, per, payload, now_ns, out, origin)
-        if (len(out) == 0 or out.origin[-1] != origin) and origin not in out.notes:
+        if (not out.origin or out.origin[-1] != origin) and origin not in out.notes:
             raise _Reject(Reason.BAD_SCHEMA, "the message carries no readings")
 
     def _check_ts(self, ts: object, now_ns: int) -> int:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import socket
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -32,6 +32,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from ingest.mqtt_client import LeanClient
 from pantau.metrics import Metrics
 from pantau.settings import MqttSettings
 
@@ -53,10 +54,10 @@ class MqttSource:
         self.handler = handler  # may be replaced before `run` (the pipeline is built later)
         self._m = metrics
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._sock: socket.socket | None = None
+        self._loop_thread = 0
+        self._fd: int | None = None
         self._reading = False
         self._paused = False
-        self._received = 0
         self.generation = 0
         self.connected = False
         self.session_present = False
@@ -66,9 +67,9 @@ class MqttSource:
         self._client = self._make_client()
 
     # -- paho wiring -----------------------------------------------------------------------
-    def _make_client(self) -> mqtt.Client:
-        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self._s.client_id,
-                        protocol=mqtt.MQTTv5, manual_ack=True)
+    def _make_client(self) -> LeanClient:
+        c = LeanClient(CallbackAPIVersion.VERSION2, client_id=self._s.client_id,
+                       protocol=mqtt.MQTTv5, manual_ack=True, fast_handler=self._on_publish)
         user, password = self._s.username, self._s.password
         if user:
             c.username_pw_set(user, password.reveal() or None)
@@ -83,36 +84,51 @@ class MqttSource:
         return c
 
     def _threadsafe(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on the loop thread: now if we are on it, else as soon as possible (paho
+        calls the socket callbacks from the executor thread while connecting)."""
         assert self._loop is not None
-        self._loop.call_soon_threadsafe(fn)
+        if threading.get_ident() == self._loop_thread:
+            fn()
+        else:
+            self._loop.call_soon_threadsafe(fn)
 
+    # Sockets are tracked by file descriptor number: paho closes the socket object right after
+    # `on_socket_close`, and the selector must still be able to unregister it.
     def _on_socket_open(self, client: Any, userdata: Any, sock: Any) -> None:
+        fd: int = sock.fileno()
+
         def opened() -> None:
-            self._sock = sock
+            self._fd = fd
+            self._reading = False
             self._sync_reader()
         self._threadsafe(opened)
 
     def _on_socket_close(self, client: Any, userdata: Any, sock: Any) -> None:
+        fd = self._fd
+
         def closed() -> None:
-            if self._loop is not None and self._reading:
-                self._loop.remove_reader(sock)
+            if self._loop is not None and fd is not None:
+                self._loop.remove_reader(fd)
+                self._loop.remove_writer(fd)
             self._reading = False
-            if self._sock is sock:
-                self._sock = None
+            if self._fd == fd:
+                self._fd = None
         self._threadsafe(closed)
 
     def _on_register_write(self, client: Any, userdata: Any, sock: Any) -> None:
         fd: int = sock.fileno()
 
         def register() -> None:
-            if self._loop is not None and self._sock is not None and self._sock.fileno() == fd:
+            if self._loop is not None and self._fd == fd:
                 self._loop.add_writer(fd, self._writable)
         self._threadsafe(register)
 
     def _on_unregister_write(self, client: Any, userdata: Any, sock: Any) -> None:
+        fd = self._fd
+
         def unregister() -> None:
-            if self._loop is not None:
-                self._loop.remove_writer(sock)
+            if self._loop is not None and fd is not None:
+                self._loop.remove_writer(fd)
         self._threadsafe(unregister)
 
     def _writable(self) -> None:
@@ -121,14 +137,15 @@ class MqttSource:
     def _readable(self) -> None:
         client = self._client
         for _ in range(_READS_PER_WAKEUP):
-            before = self._received
             if client.loop_read() != MQTTErrorCode.MQTT_ERR_SUCCESS or self._paused:
                 return
-            if self._received == before:  # socket drained (or a non-PUBLISH packet)
+            if not client.buffered():  # what was read is parsed; epoll wakes us for more
                 return
+        if self._loop is not None:  # still buffered: continue after other tasks had a turn
+            self._loop.call_soon(self._readable)
 
     def _sync_reader(self) -> None:
-        sock, loop = self._sock, self._loop
+        sock, loop = self._fd, self._loop
         if sock is None or loop is None:
             self._reading = False
             return
@@ -166,8 +183,11 @@ class MqttSource:
         self._m.gauge("pantau_mqtt_connected").set(0)
         self._down.set()
 
+    def _on_publish(self, topic: str, payload: bytes, mid: int) -> None:
+        self.handler(topic, payload, mid, self.generation)
+
     def _on_message(self, client: Any, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        self._received += 1
+        # QoS 0/2 deliveries (a misconfigured subscription); QoS 1 takes `_on_publish`.
         self.handler(msg.topic, bytes(msg.payload), msg.mid, self.generation)
 
     # -- public ----------------------------------------------------------------------------
@@ -191,6 +211,8 @@ class MqttSource:
     def resume(self) -> None:
         self._paused = False
         self._sync_reader()
+        if self._client.buffered() and self._loop is not None:
+            self._loop.call_soon(self._readable)  # bytes already read wake no selector
 
     @property
     def paused(self) -> bool:
@@ -202,6 +224,7 @@ class MqttSource:
     async def run(self) -> None:
         """Connect and stay connected until cancelled."""
         self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = self._s.session_expiry_s
         props.ReceiveMaximum = self._s.max_unacked
@@ -249,7 +272,7 @@ class MqttSource:
         """Keepalive pings and retries; run beside `run` until cancelled."""
         while True:
             await asyncio.sleep(1.0)
-            if self._sock is not None:
+            if self._fd is not None:
                 self._client.loop_misc()
 
     async def _shutdown(self) -> None:
@@ -259,7 +282,7 @@ class MqttSource:
                 self._client.loop_write()
         self.connected = False
         self._m.gauge("pantau_mqtt_connected").set(0)
-        if self._sock is not None and self._loop is not None:
-            self._loop.remove_reader(self._sock)
-            self._loop.remove_writer(self._sock)
+        if self._fd is not None and self._loop is not None:
+            self._loop.remove_reader(self._fd)
+            self._loop.remove_writer(self._fd)
         self._reading = False

@@ -141,19 +141,21 @@ class Pipeline:
         op.topics.append(topic)
         op.payloads.append(payload)
         op.received_ns.append(now)
-        self._c_msgs.inc()
-        self._g_unacked.inc()
+        self._c_msgs.value += 1
+        self._g_unacked.value += 1
+        rows = op.rows.ts_ns  # the row count is len() of any column
         if topic.endswith("/status"):
             self._status(topic, payload)
         else:
-            before = len(op.rows)
+            before = len(rows)
             note = self._decoder.decode(topic, payload, now, op.rows, origin)
             if note is not None:
                 op.rejected_messages[origin] = note
-            added = len(op.rows) - before
-            self._c_readings.inc(added + len(op.rows.notes.get(origin, ())))
-            self._g_inflight.inc(added)
-        if len(op.rows) >= self._batch_size:
+            added = len(rows) - before
+            notes = op.rows.notes.get(origin) if op.rows.notes else None
+            self._c_readings.value += added + (len(notes) if notes else 0)
+            self._g_inflight.value += added
+        if len(rows) >= self._batch_size:
             self._seal()
         elif self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self._flush_s, self._seal)
