@@ -52,10 +52,9 @@ class Metric:
         if not NAME_RE.match(self.name):
             raise ValueError(f"metric name {self.name!r} must match {NAME_RE.pattern}")
         if not self.min <= self.max:
-            raise ValueError(f"metric {self.name!r}: min {self.min} is above max {self.max}")
+            raise ValueError(f"min {self.min} is above max {self.max}")
         if self.gain == 0 or not math.isfinite(self.gain) or not math.isfinite(self.offset):
-            raise ValueError(f"metric {self.name!r}: gain must be finite and non-zero, "
-                             "offset finite")
+            raise ValueError("gain must be finite and non-zero, offset finite")
 
 
 @dataclass(frozen=True, slots=True)

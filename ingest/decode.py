@@ -112,7 +112,7 @@ class Decoder:
             raise _Reject(Reason.PAYLOAD_TOO_LARGE, f"{len(payload)} bytes > "
                           f"{self.max_payload_bytes}")
         head = payload.lstrip()[:1]
-        if head in (b"{", b"["):
+        if head and head in b'{["-0123456789':
             try:
                 doc = _json_decode(payload.decode("utf-8"))
             except (ValueError, RecursionError) as e:

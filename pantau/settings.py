@@ -57,7 +57,7 @@ class MqttSettings:
     password: Secret = _f(Secret(), "Password (overridden by one in `url`).")
     client_id: str = _f("pantau-ingest", "Fixed client id: the broker keeps this session's "
                         "unacknowledged messages across restarts under it.")
-    topic_prefix: str = _f("pantau", "Topics are `<prefix>/<site>/<device>/telemetry|status`.")
+    topic_prefix: str = _f("pantau", "Topics are `<prefix>/<site>/<device>/telemetry` and `.../status`.")
     shared_group: str = _f("", "When set, subscribe as `$share/<group>/...` so several Pantau "
                            "workers split the devices.")
     session_expiry_s: int = _f(7 * 24 * 3600, "How long the broker keeps the session (and its "
