@@ -33,7 +33,7 @@ from ingest.deadletter import DeadLetter, DeadLetterRecord, Rejected
 from ingest.decode import Decoder, Note, RowBuffer
 from ingest.errors import SinkError
 from ingest.reasons import DESCRIPTIONS, Reason
-from pantau.metrics import SIZE_BUCKETS, Metrics
+from pantau.metrics import DELAY_BUCKETS, SIZE_BUCKETS, Metrics
 from processors import Processor
 
 log = logging.getLogger("pantau.pipeline")
@@ -131,6 +131,7 @@ class Pipeline:
         self._g_paused = m.gauge("pantau_reading_paused")
         self._h_batch = m.histogram("pantau_batch_readings", SIZE_BUCKETS)
         self._h_write = m.histogram("pantau_write_seconds")
+        self._h_delay = m.histogram("pantau_ingest_delay_seconds", DELAY_BUCKETS)
 
     # -- intake (sync, on the event loop) -------------------------------------------------
     def on_message(self, topic: str, payload: bytes, mid: int, generation: int) -> None:
@@ -230,7 +231,10 @@ class Pipeline:
                 log.error("cannot write the dead-letter file %s: %s; retrying", self._dl.path, e)
                 await asyncio.sleep(self._retry_max)
         self._m.counter("pantau_deadletter_records_total").inc(len(records))
-        n_written = int(np.count_nonzero(batch.ok & (batch.origin >= 0)))
+        written = batch.ok & (batch.origin >= 0)
+        n_written = int(np.count_nonzero(written))
+        if n_written:
+            self._h_delay.observe_many((self._clock() - batch.ts_ns[written]) / 1e9)
         n_dup = int(np.count_nonzero(batch.status == Reason.DUPLICATE))
         self._c_written.inc(n_written)
         self._c_dup.inc(n_dup)

@@ -2,7 +2,8 @@
 
 Loaded from a TOML file (``pantau run --config FILE``) and then overridden by environment
 variables named ``PANTAU_<SECTION>_<FIELD>`` (``PANTAU_<FIELD>`` for top-level fields), e.g.
-``PANTAU_MQTT_URL``, ``PANTAU_INFLUX_TOKEN``, ``PANTAU_REGISTRY``. Each field's documentation
+``PANTAU_MQTT_URL``, ``PANTAU_INFLUX_TOKEN``, ``PANTAU_REGISTRY``. A secret may instead come
+from a file named by ``<VARIABLE>_FILE`` (``PANTAU_INFLUX_TOKEN_FILE=/run/secrets/token``). Each field's documentation
 lives next to it (``doc=``) and ``pantau settings`` prints the full reference.
 Constructors do no I/O; secrets are `Secret` so they never reach a log or a repr.
 """
@@ -57,7 +58,8 @@ class MqttSettings:
     password: Secret = _f(Secret(), "Password (overridden by one in `url`).")
     client_id: str = _f("pantau-ingest", "Fixed client id: the broker keeps this session's "
                         "unacknowledged messages across restarts under it.")
-    topic_prefix: str = _f("pantau", "Topics are `<prefix>/<site>/<device>/telemetry` and `.../status`.")
+    topic_prefix: str = _f("pantau", "Topics are `<prefix>/<site>/<device>/telemetry` and "
+                           "`.../status`.")
     shared_group: str = _f("", "When set, subscribe as `$share/<group>/...` so several Pantau "
                            "workers split the devices.")
     session_expiry_s: int = _f(7 * 24 * 3600, "How long the broker keeps the session (and its "
@@ -224,6 +226,15 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
     raise SettingsError(f"{where}: unsupported setting type {tp!r}")
 
 
+def _secret_file(path: str, where: str) -> Secret:
+    """A secret read from a file (Docker/Kubernetes secrets), trailing newline stripped."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return Secret(fh.read().strip())
+    except OSError as e:
+        raise SettingsError(f"environment {where}: cannot read {path}: {e.strerror}") from e
+
+
 def _build(cls: type[Any], values: Mapping[str, Any], env: Mapping[str, str], prefix: str,
            where: str) -> Any:
     hints = typing.get_type_hints(cls)
@@ -241,7 +252,9 @@ def _build(cls: type[Any], values: Mapping[str, Any], env: Mapping[str, str], pr
             kwargs[f.name] = _build(tp, sub, env, f"{prefix}{f.name.upper()}_", f"[{f.name}]")
             continue
         env_name = f"{prefix}{f.name.upper()}"
-        if env_name in env:
+        if tp is Secret and f"{env_name}_FILE" in env:
+            kwargs[f.name] = _secret_file(env[f"{env_name}_FILE"], f"{env_name}_FILE")
+        elif env_name in env:
             kwargs[f.name] = _convert(env[env_name], tp, f"environment {env_name}")
         elif f.name in values:
             kwargs[f.name] = _convert(values[f.name], tp, f"{where} {f.name}")

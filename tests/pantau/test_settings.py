@@ -28,6 +28,14 @@ def test_file_then_environment(tmp_path: Path) -> None:
     assert (s.http.host, s.http.port) == ("0.0.0.0", 9)
 
 
+def test_secret_from_file(tmp_path: Path) -> None:
+    (tmp_path / "token").write_text("abc123\n")
+    s = load_settings(None, env={"PANTAU_INFLUX_TOKEN_FILE": str(tmp_path / "token")})
+    assert s.influx.token.reveal() == "abc123"
+    with pytest.raises(SettingsError, match="PANTAU_INFLUX_TOKEN_FILE: cannot read"):
+        load_settings(None, env={"PANTAU_INFLUX_TOKEN_FILE": str(tmp_path / "absent")})
+
+
 def test_credentials_leave_the_url_and_never_print() -> None:
     s = load_settings(None, env={"PANTAU_MQTT_URL": "mqtt://pantau:s3cr%40t@broker:1884",
                                  "PANTAU_INFLUX_PASSWORD": "hunter2"})
