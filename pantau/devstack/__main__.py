@@ -1,0 +1,118 @@
+"""``python -m pantau.devstack``: install the Debian packages, or run a local stack.
+
+``ensure`` installs what is missing. ``up --dir DIR`` starts Mosquitto (with one MQTT user per
+device of the registry, `PANTAU_USER` and the test/admin identity) and InfluxDB 1.x, writes
+``DIR/env.sh`` (the ``PANTAU_*`` settings for Pantau, plus ``DEVSTACK_*`` helpers) and
+``DIR/devices.json`` (device id -> MQTT password), and runs until SIGINT/SIGTERM, then stops
+both. Credentials are random; InfluxDB's are reused when ``DIR`` is reused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from devices.registry import default_registry_path, load_registry
+from ingest.errors import PantauError
+from pantau.devstack.influx import InfluxDB1
+from pantau.devstack.mosquitto import ADMIN_USER, PANTAU_USER, Mosquitto, stack_users
+from pantau.devstack.packages import ALL_PACKAGES, ensure_packages
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m pantau.devstack", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    ens = sub.add_parser("ensure", help="apt-get install the missing Debian packages")
+    ens.add_argument("packages", nargs="*", metavar="PACKAGE",
+                     help=f"default: all of {', '.join(ALL_PACKAGES)}")
+    up = sub.add_parser("up", help="run Mosquitto + InfluxDB in the foreground until Ctrl-C")
+    up.add_argument("--dir", required=True, type=Path, help="work dir: configs, data, logs, "
+                    "env.sh, devices.json (reuse it to keep the data)")
+    up.add_argument("--registry", type=Path, default=None,
+                    help="device registry YAML (default: the shipped Blitar registry)")
+    up.add_argument("--mqtt-port", type=int, default=None, help="default: a free port")
+    up.add_argument("--influx-port", type=int, default=None, help="default: a free port")
+    up.add_argument("--database", default="pantau", help="InfluxDB database (default: pantau)")
+    return p
+
+
+def _env_sh(mqtt: Mosquitto, influx: InfluxDB1, devices_json: Path) -> str:
+    admin_user, admin_pw = mqtt.admin
+    env = {
+        "PANTAU_MQTT_URL": mqtt.url_for(PANTAU_USER),
+        "PANTAU_INFLUX_URL": influx.url,
+        "PANTAU_INFLUX_API": "v1",
+        "PANTAU_INFLUX_DATABASE": influx.database,
+        "PANTAU_INFLUX_USERNAME": influx.writer.username,
+        "PANTAU_INFLUX_PASSWORD": influx.writer.password,
+        "DEVSTACK_MQTT_ADMIN_URL": mqtt.url_for(admin_user),
+        "DEVSTACK_MQTT_ADMIN_USERNAME": admin_user,
+        "DEVSTACK_MQTT_ADMIN_PASSWORD": admin_pw,
+        "DEVSTACK_MQTT_DEVICES_JSON": str(devices_json),
+        "DEVSTACK_INFLUX_READER_USERNAME": influx.reader.username,
+        "DEVSTACK_INFLUX_READER_PASSWORD": influx.reader.password,
+        "DEVSTACK_INFLUX_ADMIN_USERNAME": influx.admin.username,
+        "DEVSTACK_INFLUX_ADMIN_PASSWORD": influx.admin.password,
+    }
+    return ("# Written by `python -m pantau.devstack up`; secrets: keep this file private.\n"
+            + "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items()))
+
+
+def up(args: argparse.Namespace) -> None:
+    workdir: Path = args.dir.resolve()
+    registry = load_registry(args.registry or default_registry_path())
+    ensure_packages("mosquitto", "influxdb")
+    users = stack_users(d.id for d in registry.devices)
+    mqtt = Mosquitto(workdir / "mosquitto", users=users, port=args.mqtt_port)
+    influx = InfluxDB1(workdir / "influxdb", database=args.database, http_port=args.influx_port)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        mqtt.start()
+        influx.start()
+        devices_json = workdir / "devices.json"
+        devices_json.write_text(json.dumps(
+            {d.id: users[d.id] for d in registry.devices}, indent=2) + "\n")
+        devices_json.chmod(0o600)
+        env_sh = workdir / "env.sh"
+        env_sh.write_text(_env_sh(mqtt, influx, devices_json))
+        env_sh.chmod(0o600)
+        print(f"mosquitto  {mqtt.url}  users: {PANTAU_USER}, {ADMIN_USER}, "
+              f"{len(registry.devices)} devices  log: {mqtt.log_path}\n"
+              f"influxdb   {influx.url}  database: {influx.database}  log: {influx.log_path}\n"
+              f"credentials: source {env_sh}   (device passwords: {devices_json})\n"
+              "Ctrl-C stops both.", flush=True)
+        while not stop.wait(1.0):
+            for svc in (mqtt, influx):
+                if not svc.running:
+                    raise PantauError(f"{svc.name} exited; log {svc.log_path}")
+    finally:
+        influx.stop()
+        mqtt.stop()
+        print("devstack: stopped", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "ensure":
+            installed = ensure_packages(*args.packages)
+            print(f"devstack: installed {', '.join(installed)}" if installed
+                  else "devstack: all packages present")
+        else:
+            up(args)
+    except PantauError as e:
+        print(f"devstack: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

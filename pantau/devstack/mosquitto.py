@@ -1,0 +1,174 @@
+"""Debian's Mosquitto 2 as a child process, with password auth, an ACL and durable queues.
+
+Every user has a random password (`new_password()`); nothing listens beyond 127.0.0.1. The
+config is rewritten on every `start()` from the `users` and `acl` given here, so the data
+directory (sessions and queued messages) survives restarts while credentials stay as set.
+"""
+
+from __future__ import annotations
+
+import base64
+import getpass
+import hashlib
+import secrets
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from urllib.parse import quote
+
+from pantau.devstack._process import Daemon, DevstackError, free_port, port_open, writable_dir
+from pantau.devstack.packages import binary
+
+#: The ingest service's MQTT identity.
+PANTAU_USER = "pantau"
+#: The all-topics identity of the test-suite and of an operator debugging the stack.
+ADMIN_USER = "pantau-test-admin"
+
+#: Measured with Debian's mosquitto 2.0.11 and paho-mqtt 2.2 (tests/devstack/test_mosquitto.py,
+#: `test_receive_maximum_*`): a v5 client that sends Receive Maximum N gets exactly N unacked
+#: QoS 1 messages at first, whatever `max_inflight_messages` says (10, 50 and 200 against 20,
+#: 100 and 0); without it (or over v3.1.1) it gets `max_inflight_messages` (0 = no cap). But
+#: the window does not slide by one: a PUBACK for the *oldest* unacked message makes the broker
+#: send up to N more (acking in arrival order took N=10 to 20, 30, 40...), while acking the
+#: newest releases one. So Receive Maximum bounds only the first window; a subscriber that
+#: acks in order must enforce its own cap on unacked messages. This value is the window for
+#: clients without Receive Maximum: above Pantau's write batch, equal to `mqtt.max_unacked`.
+DEFAULT_MAX_INFLIGHT = 20000
+#: Sized for a long Pantau outage: 1,000,000 messages is ~4 hours of a 2,000-device city at
+#: one message per device every 30 s (~8 hours at 1,000 devices); raise it per deployment.
+#: When a session's queue is full, Mosquitto drops the newest message while still PUBACKing
+#: the publisher (DESIGN.md, "Known traps").
+DEFAULT_MAX_QUEUED = 1_000_000
+
+
+def new_password() -> str:
+    """A random URL-safe password (128 bits)."""
+    return secrets.token_urlsafe(16)
+
+
+def stack_users(device_ids: Iterable[str]) -> dict[str, str]:
+    """Users of a Pantau stack with fresh random passwords: `PANTAU_USER`, `ADMIN_USER` and one
+    user per device (username = device id)."""
+    users = {PANTAU_USER: new_password(), ADMIN_USER: new_password()}
+    for device_id in device_ids:
+        if device_id in users:
+            raise DevstackError(f"device id {device_id!r} collides with a service user")
+        users[device_id] = new_password()
+    return users
+
+
+def default_acl(*, pantau_user: str = PANTAU_USER, admin_user: str = ADMIN_USER,
+                prefix: str = "pantau") -> str:
+    """The ACL Pantau ships: ingest reads everything under ``prefix`` and writes dead letters;
+    a device (username = device id) writes only its own telemetry and status, at any site;
+    the admin/test identity reads and writes every topic, `$SYS` included."""
+    return "\n".join([
+        f"user {pantau_user}",
+        f"topic read {prefix}/#",
+        f"topic write {prefix}/deadletter/#",
+        "",
+        f"user {admin_user}",
+        "topic readwrite #",
+        "topic read $SYS/#",
+        "",
+        "# Patterns apply to every user; %u is the username, i.e. the device id.",
+        f"pattern write {prefix}/+/%u/telemetry",
+        f"pattern write {prefix}/+/%u/status",
+        "",
+    ])
+
+
+def password_line(username: str, password: str, *, iterations: int = 101) -> str:
+    """One `password_file` line in Mosquitto 2's `$7$` format (PBKDF2-SHA512, 12-byte salt),
+    what ``mosquitto_passwd -b`` writes, without a process per user."""
+    if not username or ":" in username or "\n" in username:
+        raise DevstackError(f"MQTT username {username!r} is empty or contains ':' or a newline")
+    salt = secrets.token_bytes(12)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
+    b64 = base64.b64encode
+    return f"{username}:$7${iterations}${b64(salt).decode()}${b64(digest).decode()}"
+
+
+class Mosquitto(Daemon):
+    """A Mosquitto broker on ``127.0.0.1:port`` (a free port by default) in ``workdir``.
+
+    ``users`` maps username -> password; ``acl`` is an `acl_file` text (default
+    `default_acl()`). Persistence is a snapshot every ``autosave_interval`` seconds: a kill -9
+    loses at most that much of queued messages and sessions; a smaller interval costs a full
+    rewrite of the in-memory store each time, which grows with the queued backlog.
+    """
+
+    name = "mosquitto"
+
+    def __init__(self, workdir: str | Path, *, users: Mapping[str, str], acl: str | None = None,
+                 port: int | None = None, max_queued_messages: int = DEFAULT_MAX_QUEUED,
+                 max_inflight_messages: int = DEFAULT_MAX_INFLIGHT,
+                 autosave_interval: int = 1) -> None:
+        super().__init__(workdir)
+        self.users = dict(users)
+        self.acl = default_acl() if acl is None else acl
+        self.port = port or free_port()
+        self.max_queued_messages = max_queued_messages
+        self.max_inflight_messages = max_inflight_messages
+        self.autosave_interval = autosave_interval
+        self.conf_path = self.workdir / "mosquitto.conf"
+        self.data_dir = self.workdir / "data"
+
+    @property
+    def url(self) -> str:
+        """``mqtt://127.0.0.1:port`` (no credentials)."""
+        return f"mqtt://{self.host}:{self.port}"
+
+    def url_for(self, username: str) -> str:
+        """``mqtt://user:password@127.0.0.1:port`` for one of `users`."""
+        user, password = self.credentials(username)
+        return f"mqtt://{quote(user, safe='')}:{quote(password, safe='')}@{self.host}:{self.port}"
+
+    def credentials(self, username: str) -> tuple[str, str]:
+        """(username, password); `DevstackError` for an unknown user."""
+        try:
+            return username, self.users[username]
+        except KeyError:
+            raise DevstackError(f"no MQTT user {username!r} on this broker") from None
+
+    @property
+    def admin(self) -> tuple[str, str]:
+        """The all-topics test/admin identity's (username, password)."""
+        return self.credentials(ADMIN_USER)
+
+    def _prepare(self) -> list[str]:
+        writable_dir(self.data_dir)
+        passwd = self.workdir / "passwd"
+        passwd.write_text("".join(password_line(u, p) + "\n" for u, p in self.users.items()))
+        passwd.chmod(0o600)
+        acl = self.workdir / "acl"
+        acl.write_text(self.acl)
+        acl.chmod(0o600)
+        self.conf_path.write_text("\n".join([
+            "per_listener_settings false",
+            f"listener {self.port} {self.host}",
+            "allow_anonymous false",
+            f"password_file {passwd}",
+            f"acl_file {acl}",
+            # Run as whoever started us (as root, `user root` keeps root): the default drops
+            # to `mosquitto`, which cannot write a data directory we created, silently.
+            f"user {getpass.getuser()}",
+            "persistence true",
+            f"persistence_location {self.data_dir}/",
+            f"autosave_interval {self.autosave_interval}",
+            f"max_queued_messages {self.max_queued_messages}",
+            "max_queued_bytes 0",
+            f"max_inflight_messages {self.max_inflight_messages}",
+            f"log_dest file {self.log_path}",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+            "log_type information",
+            "log_timestamp_format %Y-%m-%dT%H:%M:%S",
+            "connection_messages true",
+            "set_tcp_nodelay true",
+            "",
+        ]))
+        return [binary("mosquitto"), "-c", str(self.conf_path)]
+
+    def _ready(self) -> bool:
+        return port_open(self.host, self.port)
