@@ -6,8 +6,9 @@
 Guarantees:
 - A message is acknowledged only after every reading it carried was written (2xx) or
   dead-lettered (fsync'd), never before; a crash before that means the broker redelivers.
-- Memory is bounded: at most ``pending_batches`` sealed batches wait; past that the source
-  is paused (and the broker's Receive Maximum caps what is in flight anyway).
+- Memory is bounded: at most ``pending_batches`` sealed batches wait and at most
+  ``max_unacked`` messages are unacknowledged; past either the source is paused and the
+  rest waits in the broker.
 - Conservation: readings received = written + rejected + duplicate + in flight, each a
   counter in `Metrics`; whole rejected messages are counted by reason.
 - Retryable write errors are retried forever with jittered exponential backoff (honouring
@@ -100,7 +101,8 @@ class Pipeline:
     def __init__(self, *, decoder: Decoder, chain: Processor, sink: Sink,
                  deadletter: DeadLetter, metrics: Metrics, broker: Broker,
                  batch_size: int = 5000, flush_interval_s: float = 0.25,
-                 pending_batches: int = 4, retry_min_s: float = 0.2, retry_max_s: float = 15.0,
+                 pending_batches: int = 4, max_unacked: int = 20000,
+                 retry_min_s: float = 0.2, retry_max_s: float = 15.0,
                  clock: Callable[[], int] = time.time_ns,
                  on_status: Callable[[str, bytes], None] | None = None) -> None:
         self._decoder, self._chain, self._sink, self._dl = decoder, chain, sink, deadletter
@@ -108,6 +110,7 @@ class Pipeline:
         self._batch_size, self._flush_s, self._max_pending = batch_size, flush_interval_s, \
             pending_batches
         self._retry_min, self._retry_max = retry_min_s, retry_max_s
+        self._max_unacked = max_unacked
         self._on_status = on_status
         self._open = _Open()
         self._timer: asyncio.TimerHandle | None = None
@@ -156,7 +159,10 @@ class Pipeline:
             notes = op.rows.notes.get(origin) if op.rows.notes else None
             self._c_readings.value += added + (len(notes) if notes else 0)
             self._g_inflight.value += added
-        if len(rows) >= self._batch_size:
+        if self._g_unacked.value >= self._max_unacked:
+            self._seal()
+            self._update_pause()
+        elif len(rows) >= self._batch_size:
             self._seal()
         elif self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self._flush_s, self._seal)
@@ -186,10 +192,21 @@ class Pipeline:
         self._idle.clear()
         self._g_queue.set(len(self._queue))
         self._wakeup.set()
-        if len(self._queue) >= self._max_pending and not self._paused:
-            self._paused = True
-            self._g_paused.set(1)
-            self._broker.pause()
+        self._update_pause()
+
+    def _update_pause(self) -> None:
+        """Back-pressure: stop reading while too many batches wait or too many messages are
+        unacknowledged (Mosquitto 2.0 does not hold its Receive Maximum window once acks
+        flow, so Pantau enforces its own cap)."""
+        full = (len(self._queue) >= self._max_pending
+                or self._g_unacked.value >= self._max_unacked)
+        if full != self._paused:
+            self._paused = full
+            self._g_paused.set(1 if full else 0)
+            if full:
+                self._broker.pause()
+            else:
+                self._broker.resume()
 
     # -- the writer -----------------------------------------------------------------------
     async def run(self) -> None:
@@ -202,10 +219,7 @@ class Pipeline:
             await self._handle(self._queue[0])
             self._queue.popleft()
             self._g_queue.set(len(self._queue))
-            if self._paused and len(self._queue) < self._max_pending:
-                self._paused = False
-                self._g_paused.set(0)
-                self._broker.resume()
+            self._update_pause()
 
     async def drain(self) -> None:
         """Seal the open batch and wait until everything sealed is written and acknowledged."""

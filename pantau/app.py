@@ -70,7 +70,9 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None,
         pipeline = Pipeline(decoder=decoder, chain=chain, sink=sink, deadletter=deadletter,
                             metrics=metrics, broker=source, batch_size=inf.batch_size,
                             flush_interval_s=inf.flush_interval_s,
-                            pending_batches=ing.pending_batches, retry_min_s=inf.retry_min_s,
+                            pending_batches=ing.pending_batches,
+                            max_unacked=settings.mqtt.max_unacked,
+                            retry_min_s=inf.retry_min_s,
                             retry_max_s=inf.retry_max_s, clock=time.time_ns,
                             on_status=on_status)
         source.handler = pipeline.on_message

@@ -1,0 +1,157 @@
+"""The spine end to end: a separate MQTT client publishes, Pantau stores, InfluxQL reads back.
+
+Real Mosquitto and InfluxDB (session fixtures); values, tags and timestamps asserted exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from pantau.devstack import ADMIN_USER, InfluxDB1
+from tests.e2e.conftest import EnvFactory, run_pantau, wait_for
+
+NOW_S = int(time.time()) - 60
+NOW = NOW_S * 1_000_000_000
+GAUGE = "pantau/kanigoro/wl-brantas-kanigoro/telemetry"
+AQ = "pantau/kanigoro/aq-kanigoro/telemetry"
+
+
+def count(influx: InfluxDB1, db: str, measurement: str) -> int:
+    rows = influx.rows(f"SELECT count(*) FROM {measurement}", db=db)
+    return max((v for r in rows for k, v in r.items() if k.startswith("count_")), default=0)
+
+
+async def test_every_payload_format_is_stored_exactly(pantau_env: EnvFactory, influx: InfluxDB1,
+                                                      influx_db: str, mqtt_client: Any) -> None:
+    dev = mqtt_client("wl-brantas-kanigoro")
+    aq = mqtt_client("aq-kanigoro")
+    async with run_pantau(pantau_env(influx_db)):
+        dev.publish(GAUGE, json.dumps({"ts": NOW_S, "values": {"level_cm": 123.4,
+                                                                "battery_v": 12.9}}))
+        dev.publish(GAUGE, json.dumps([{"ts": NOW_S + 60, "values": {"level_cm": 124.0}},
+                                       {"ts": f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(NOW_S + 120))}.25Z",
+                                        "values": {"level_cm": 125.5}}]))
+        dev.publish(GAUGE, json.dumps([{"bn": "urn:dev:wl-brantas-kanigoro:", "bt": NOW_S + 180,
+                                        "n": "level_cm", "u": "cm", "v": 126.75},
+                                       {"n": "battery_v", "u": "V", "v": 12.8}]))
+        dev.publish(GAUGE, f"gauge level_cm=127.125,battery_v=13i {NOW + 240 * 10**9 + 7}")
+        aq.publish(AQ, json.dumps({"ts": (NOW_S + 5) * 1000, "values": {"pm25": 35.5,
+                                                                        "pm10": 80}}))
+        await wait_for(lambda: count(influx, influx_db, "river_gauge") == 5
+                       and count(influx, influx_db, "air_quality") == 1, what="6 points")
+    rows = influx.rows("SELECT * FROM river_gauge", db=influx_db)
+    assert [(r["time"], r["device"], r["site"], r["level_cm"], r["battery_v"]) for r in rows] == [
+        (NOW, "wl-brantas-kanigoro", "kanigoro", 123.4, 12.9),
+        (NOW + 60 * 10**9, "wl-brantas-kanigoro", "kanigoro", 124.0, None),
+        (NOW + 120 * 10**9 + 250_000_000, "wl-brantas-kanigoro", "kanigoro", 125.5, None),
+        (NOW + 180 * 10**9, "wl-brantas-kanigoro", "kanigoro", 126.75, 12.8),
+        (NOW + 240 * 10**9 + 7, "wl-brantas-kanigoro", "kanigoro", 127.125, 13.0),
+    ]
+    [row] = influx.rows("SELECT * FROM air_quality", db=influx_db)
+    assert (row["time"], row["device"], row["site"], row["pm25"], row["pm10"]) == (
+        NOW + 5 * 10**9, "aq-kanigoro", "kanigoro", 35.5, 80.0)
+
+
+REJECTIONS = [
+    pytest.param(GAUGE, b"\x00\x01binary", "not_json", id="not-json"),
+    pytest.param(GAUGE, b'{"ts": 1, "v": 2}', "bad_schema", id="bad-schema"),
+    pytest.param("pantau/kanigoro/wl-nope/telemetry", b'{"ts": 1, "values": {"a": 1}}',
+                 "unknown_device", id="unknown-device"),
+    pytest.param("pantau/srengat/wl-brantas-kanigoro/telemetry",
+                 b'{"ts": 1, "values": {"level_cm": 1}}', "bad_topic", id="wrong-site"),
+    pytest.param(GAUGE, b'{"ts": %d, "values": {"level_cm": 1}}' % NOW_S + b" " * 70000,
+                 "payload_too_large", id="too-large"),
+    pytest.param(GAUGE, b'{"ts": "tuesday", "values": {"level_cm": 1}}', "bad_timestamp",
+                 id="bad-ts"),
+    pytest.param(GAUGE, b'{"values": {"level_cm": 1}}', "missing_timestamp", id="missing-ts"),
+    pytest.param(GAUGE, b'{"ts": %d, "values": {"level_cm": 1}}' % (NOW_S + 86400),
+                 "ts_in_future", id="future"),
+    pytest.param(GAUGE, b'{"ts": 1000000000, "values": {"level_cm": 1}}', "ts_too_old",
+                 id="old"),
+    pytest.param(GAUGE, b'{"ts": %d, "values": {"depth": 1}}' % NOW_S, "unknown_metric",
+                 id="unknown-metric"),
+    pytest.param(GAUGE, b'{"ts": %d, "values": {"level_cm": "high"}}' % NOW_S, "not_a_number",
+                 id="not-a-number"),
+    pytest.param(GAUGE, b'{"ts": %d, "values": {"level_cm": NaN}}' % NOW_S, "not_finite",
+                 id="nan"),
+    pytest.param(GAUGE, b'{"ts": %d, "values": {"level_cm": 99999}}' % NOW_S, "out_of_range",
+                 id="out-of-range"),
+    pytest.param(GAUGE, b'[{"bn": "x:", "bt": %d, "n": "level_cm", "u": "m", "v": 1}]' % NOW_S,
+                 "unit_mismatch", id="unit-mismatch"),
+]
+
+
+@pytest.mark.parametrize(("topic", "payload", "reason"), REJECTIONS)
+async def test_every_rejection_reaches_the_dead_letter_topic(
+        topic: str, payload: bytes, reason: str, pantau_env: EnvFactory, influx: InfluxDB1,
+        influx_db: str, mqtt_client: Any, tmp_path: Path) -> None:
+    watcher = mqtt_client(ADMIN_USER)
+    watcher.subscribe("pantau/deadletter/#")
+    publisher = mqtt_client(ADMIN_USER)  # may publish anywhere, so topic errors reach Pantau
+    env = pantau_env(influx_db)
+    async with run_pantau(env):
+        publisher.publish(topic, payload)
+        msg = await _get(watcher)
+        metrics = await _metrics(env)
+    assert msg.topic == f"pantau/deadletter/{reason}"
+    record = json.loads(msg.payload)
+    assert (record["reason"], record["topic"]) == (reason, topic)
+    assert record["detail"]
+    original = record.get("payload", "").encode() if "payload" in record else None
+    assert original == payload or (original is None and "payload_b64" in record)
+    # the durable copy, and the counter under the same reason
+    lines = (Path(env["PANTAU_STATE_DIR"]) / "deadletter.jsonl").read_text().splitlines()
+    assert [json.loads(line)["reason"] for line in lines] == [reason]
+    assert (f'pantau_messages_rejected_total{{reason="{reason}"}} 1' in metrics
+            or f'pantau_readings_rejected_total{{reason="{reason}"}} 1' in metrics)
+    assert count(influx, influx_db, "river_gauge") == 0
+
+
+async def _get(probe: Any, timeout: float = 10.0) -> Any:
+    import asyncio
+    return await asyncio.to_thread(probe.get, timeout)
+
+
+async def _metrics(env: dict[str, str]) -> str:
+    async with aiohttp.ClientSession() as s, s.get(
+            f"http://{env['PANTAU_HTTP_LISTEN']}/metrics") as r:
+        assert r.status == 200
+        return await r.text()
+
+
+async def test_http_api(pantau_env: EnvFactory, influx_db: str, mqtt_client: Any) -> None:
+    env = pantau_env(influx_db)
+    dev = mqtt_client("wl-brantas-kanigoro")
+    base = f"http://{env['PANTAU_HTTP_LISTEN']}"
+    async with run_pantau(env), aiohttp.ClientSession() as s:
+        dev.publish("pantau/kanigoro/wl-brantas-kanigoro/status", "offline")
+        async with s.get(f"{base}/healthz") as r:
+            assert r.status == 200
+        async def ready() -> int:
+            async with s.get(f"{base}/readyz") as r:
+                return r.status
+        for _ in range(100):
+            if await ready() == 200:
+                break
+            import asyncio
+            await asyncio.sleep(0.05)
+        async with s.get(f"{base}/readyz") as r:
+            assert r.status == 200
+            assert (await r.json())["checks"] == {"mqtt": "ok", "database": "ok"}
+        await wait_for(lambda: True)
+        async with s.get(f"{base}/api/devices") as r:
+            devices = await r.json()
+        gauge = next(d for d in devices if d["id"] == "wl-brantas-kanigoro")
+        assert gauge["kind"] == "river_gauge" and gauge["site"] == "kanigoro"
+        assert {"name": "level_cm", "unit": "cm"} in gauge["metrics"]
+        assert isinstance(gauge["lat"], float) and isinstance(gauge["lon"], float)
+        text = await _metrics(env)
+    for name in ("pantau_messages_received_total", "pantau_messages_unacked",
+                 "pantau_queue_batches", "pantau_mqtt_connected"):
+        assert f"# TYPE {name} " in text
