@@ -44,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
                      "(default 60)")
     smp.add_argument("--duration", type=float, default=0.0,
                      help="stop after this many seconds (default: run until Ctrl-C)")
+    from devices.commands import add_parsers
+    add_parsers(sub)  # `pantau devices ...`, `pantau simulate`
     return p
 
 
@@ -67,6 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             from pantau.app import run
             asyncio.run(run(settings))
             return 0
+        if args.command in ("devices", "simulate"):
+            from devices.commands import run_command
+            return run_command(args, settings)
         if args.command == "sample":
             from pantau.sample import publish_samples
             return asyncio.run(publish_samples(settings, args.credentials, speed=args.speed,

@@ -1,0 +1,149 @@
+"""``pantau devices ...`` and ``pantau simulate``: argparse wiring over `devices` functions.
+
+`add_parsers()` registers both subcommands on the ``pantau`` parser; `run_command()` runs one
+and returns the exit status. Errors are `PantauError` (the CLI prints them, exit status 2).
+The registry edited or read is ``--registry`` when given, else the configured one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from devices.catalogue import NewDevice, add_device, remove_device
+from devices.registry import Device, Registry, default_registry_path, load_registry
+from ingest.errors import PantauError
+
+if TYPE_CHECKING:
+    from pantau.settings import Settings
+
+COMMANDS = ("devices", "simulate")
+
+
+def _param(text: str) -> tuple[str, float]:
+    name, sep, value = text.partition("=")
+    try:
+        if not sep:
+            raise ValueError
+        return name, float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=NUMBER") from None
+
+
+def add_parsers(sub: Any) -> None:
+    """Add ``devices`` and ``simulate`` to the ``pantau`` subparsers action ``sub``."""
+    dev = sub.add_parser("devices", help="list, show, add and remove registry devices; "
+                         "generate their MQTT credentials and ACL")
+    dev.add_argument("--config", metavar="FILE", help="settings TOML file (registry)")
+    dev.add_argument("--registry", metavar="YAML", help="registry file (default: configured)")
+    dsub = dev.add_subparsers(dest="devices_command", metavar="ACTION", required=True)
+    lst = dsub.add_parser("list", help="one line per device")
+    lst.add_argument("--kind")
+    lst.add_argument("--site")
+    dsub.add_parser("show", help="one device as JSON").add_argument("id")
+    add = dsub.add_parser("add", help="add a device (comments and layout are kept)")
+    add.add_argument("id")
+    add.add_argument("--kind", required=True)
+    add.add_argument("--site", required=True)
+    add.add_argument("--lat", type=float, help="default: the site's")
+    add.add_argument("--lon", type=float, help="default: the site's")
+    add.add_argument("--name", default="")
+    add.add_argument("--interval", type=float, dest="interval_s", help="default: the kind's")
+    add.add_argument("--river", help="the river a gauge stands on (see --param river_km=)")
+    add.add_argument("--param", type=_param, action="append", default=[], metavar="NAME=NUM")
+    dsub.add_parser("remove", help="remove a device").add_argument("id")
+    prov = dsub.add_parser("provision", help="write credentials.json, passwd and acl for "
+                           "Mosquitto (existing passwords kept); SIGHUP the broker to reload")
+    prov.add_argument("--out", required=True, type=Path, metavar="DIR")
+    prov.add_argument("--reload-pid", type=int, metavar="PID", help="SIGHUP this broker")
+
+    sim = sub.add_parser("simulate", help="simulate the regency's devices over MQTT",
+                         description="Every device of the registry behaves like the real "
+                         "thing; see devices/simulator/__init__.py.")
+    sim.add_argument("--config", metavar="FILE", help="settings TOML file (registry, mqtt.url)")
+    sim.add_argument("--registry", metavar="YAML", help="registry file (default: configured)")
+    sim.add_argument("--credentials", metavar="JSON",
+                     help="username -> password (from `pantau devices provision`)")
+    sim.add_argument("--scenario", default="normal",
+                     choices=("normal", "flood", "haze", "outage"))
+    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--speed", type=float, default=1.0,
+                     help="simulated seconds per real second (default 1: real cadences)")
+    sim.add_argument("--flat-out", action="store_true", help="no pacing: publish as fast as "
+                     "the broker acknowledges (benchmarks)")
+    sim.add_argument("--duration", type=float, default=0.0,
+                     help="simulated seconds to run (default: until Ctrl-C)")
+    sim.add_argument("--start", help="simulated start time, ISO 8601 (default: now)")
+    sim.add_argument("--fleet", type=int, default=0, metavar="N",
+                     help="grow the registry to N devices (clones near the originals)")
+    sim.add_argument("--write-registry", type=Path, metavar="YAML",
+                     help="write the (grown) registry here and exit: Pantau must load it")
+    sim.add_argument("--mux", metavar="USER", help="one connection as USER publishes for "
+                     "every device (large fleets); USER needs write on <prefix>/#")
+    sim.add_argument("--fault", action="append", default=[], metavar="KIND[=FRACTION]",
+                     help="stuck, spikes, dropouts, offline, skew, malformed (repeatable)")
+    sim.add_argument("--dry-run", action="store_true", help="print messages, no MQTT")
+
+
+def _registry_path(args: argparse.Namespace, settings: Settings) -> Path:
+    return Path(args.registry or settings.registry or default_registry_path())
+
+
+def _row(d: Device) -> str:
+    return f"{d.id:<28} {d.kind:<16} {d.site:<12} {d.lat:>9.4f} {d.lon:>9.4f} {d.interval_s:>6g}"
+
+
+def describe(d: Device, prefix: str = "pantau") -> dict[str, Any]:
+    """One device as a JSON-ready mapping (what ``pantau devices show`` prints)."""
+    return {"id": d.id, "name": d.name, "kind": d.kind, "site": d.site, "lat": d.lat,
+            "lon": d.lon, "interval_s": d.interval_s, "params": dict(d.params),
+            "topics": {"telemetry": f"{prefix}/{d.site}/{d.id}/telemetry",
+                       "status": f"{prefix}/{d.site}/{d.id}/status"},
+            "metrics": {m.name: {"unit": m.unit, "min": m.min, "max": m.max, "gain": m.gain,
+                                 "offset": m.offset} for m in d.metrics}}
+
+
+def _devices(args: argparse.Namespace, settings: Settings) -> int:
+    path = _registry_path(args, settings)
+    action = args.devices_command
+    if action == "add":
+        d = add_device(path, NewDevice(args.id, args.kind, args.site, args.lat, args.lon,
+                                       args.name, args.interval_s, args.river,
+                                       dict(args.param)))
+        print(f"added {d.id} ({d.kind} at {d.site}) to {path}")
+        return 0
+    if action == "remove":
+        remove_device(path, args.id)
+        print(f"removed {args.id} from {path}")
+        return 0
+    registry: Registry = load_registry(path)
+    prefix = settings.mqtt.topic_prefix
+    if action == "list":
+        rows = [d for d in registry.devices if args.kind in (None, d.kind)
+                and args.site in (None, d.site)]
+        print(f"{'id':<28} {'kind':<16} {'site':<12} {'lat':>9} {'lon':>9} {'every':>6}")
+        print("\n".join(_row(d) for d in rows))
+        return 0
+    if action == "show":
+        found = registry.device(args.id)
+        if found is None:
+            raise PantauError(f"{path}: device {args.id!r} is not in the registry")
+        print(json.dumps(describe(found, prefix), indent=2, default=str))
+        return 0
+    from devices.provision import provision, reload_broker
+
+    done = provision(registry, args.out, prefix=prefix)
+    if args.reload_pid:
+        reload_broker(args.reload_pid)
+    print(f"wrote {done.credentials}, {done.passwd}, {done.acl}: "
+          f"{len(done.new_users)} new users, {len(done.removed_users)} removed")
+    return 0
+
+
+def run_command(args: argparse.Namespace, settings: Settings) -> int:
+    """Run ``pantau devices ...`` or ``pantau simulate``; return the exit status."""
+    if args.command == "devices":
+        return _devices(args, settings)
+    raise PantauError("pantau simulate: the simulator is not built yet")
