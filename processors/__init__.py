@@ -19,6 +19,7 @@ from ingest.errors import PantauError
 from processors.calibration import Calibration
 from processors.dedupe import Dedupe
 from processors.range_check import RangeCheck
+from processors.windows import Windows
 
 
 class Processor(Protocol):
@@ -39,6 +40,7 @@ PROCESSORS: dict[str, ProcessorFactory] = {
     "calibration": lambda ctx: Calibration(ctx.table),
     "range_check": lambda ctx: RangeCheck(ctx.table, mode=ctx.range_mode),
     "dedupe": lambda ctx: Dedupe(),
+    "windows": lambda ctx: Windows(ctx.table),
 }
 
 

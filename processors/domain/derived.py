@@ -1,0 +1,96 @@
+"""What stateful processors return beside the batch: derived values and downsampled tiers.
+
+A processor stays ``process(batch) -> batch`` for the chain; the ones that compute new values
+also offer ``step(batch) -> Output`` (the same batch plus what they derived) and
+``state()`` / ``restore(state)`` so the pipeline can snapshot them. Call either ``step`` or
+``process`` for a batch, never both: each advances the state.
+
+Derived values are keyed by the series they come from (``source``) and a ``name``:
+
+- ``per_series=True``: stored as metric ``<source metric>_<name>`` of the source's device
+  (e.g. ``level_cm`` + ``mean_5m`` -> ``level_cm_mean_5m``);
+- ``per_series=False``: stored as metric ``<name>`` of the source's device (e.g. ``ispu``), any
+  series of the device serving as the anchor.
+
+Until the series table gives derived metrics ids, `metric_names` names them for messages/tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from devices.series import SeriesTable
+from ingest.batch import TelemetryBatch
+from processors.domain.segments import F64, I32, I64, State
+
+
+@dataclass(frozen=True, slots=True)
+class Derived:
+    name: str
+    ts_ns: I64
+    source: I32
+    value: F64
+    per_series: bool = True
+
+    def __len__(self) -> int:
+        return len(self.ts_ns)
+
+    def metric_names(self, table: SeriesTable) -> list[str]:
+        if not self.per_series:
+            return [self.name] * len(self)
+        return [f"{table.metric[int(s)]}_{self.name}" for s in self.source]
+
+    def to_batch(self, derived_series: I32) -> TelemetryBatch:
+        """Rows for the derived series (``derived_series[source]``, -1 = not declared: dropped)."""
+        ids = derived_series[self.source]
+        keep = ids >= 0
+        return TelemetryBatch.from_arrays(self.ts_ns[keep], ids[keep], self.value[keep])
+
+
+@dataclass(frozen=True, slots=True)
+class Tier:
+    """Downsampled readings: one row per (series, bucket) touched by the batch.
+
+    Each row is the bucket's aggregate so far (including earlier batches), so writing it again
+    with the bucket's start as timestamp overwrites the previous version: the last write of a
+    bucket is its final value, and a redelivered batch changes nothing.
+    """
+
+    resolution_s: int
+    ts_ns: I64
+    series: I32
+    mean: F64
+    min: F64
+    max: F64
+    count: I64
+
+    def __len__(self) -> int:
+        return len(self.ts_ns)
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    batch: TelemetryBatch
+    derived: tuple[Derived, ...] = ()
+    tiers: tuple[Tier, ...] = field(default=())
+
+    def by_name(self) -> dict[str, Derived]:
+        return {d.name: d for d in self.derived}
+
+
+class StatefulProcessor(Protocol):
+    """A processor with per-series state: pure apart from that state, which only advances."""
+
+    def process(self, batch: TelemetryBatch) -> TelemetryBatch: ...
+    def step(self, batch: TelemetryBatch) -> Output: ...
+    def state(self) -> State: ...
+    def restore(self, state: State) -> None: ...
+
+
+def derived(name: str, ts_ns: I64, source: I32, value: F64, *, per_series: bool = True
+            ) -> Derived:
+    return Derived(name, np.asarray(ts_ns, np.int64), np.asarray(source, np.int32),
+                   np.asarray(value, np.float64), per_series)

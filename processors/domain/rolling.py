@@ -1,0 +1,122 @@
+"""Time-window aggregates per series over a pruned history of recent readings.
+
+`History` keeps, for every series, the readings within ``horizon`` of that series' latest
+reading, as flat arrays sorted by (series, ts). Each batch is merged into it; aggregates over
+``(t - width, t]`` for every new row then come from prefix sums (mean, least-squares slope) and a
+sparse table (min, max), so a window costs O(1) per row whatever its length. Results are exactly
+those of the naive per-series definition, however the readings were split into batches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from processors.domain.segments import F64, I32, I64, IP, NEVER, State, ends
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """The merged history (sorted by series, ts) and where the batch's new rows sit in it."""
+
+    series: I32
+    ts_ns: I64
+    value: F64
+    pos: IP
+
+    def lower(self, width_ns: I64 | int) -> IP:
+        """Per new row: index of the first reading of its series with ts > ts_row - width."""
+        n, q = len(self.series), len(self.pos)
+        s = np.concatenate([self.series, self.series[self.pos]])
+        t = np.concatenate([self.ts_ns, self.ts_ns[self.pos] - width_ns])
+        tag = np.concatenate([np.zeros(n, np.int8), np.ones(q, np.int8)])
+        order = np.lexsort((tag, t, s))
+        data_before = np.cumsum(order < n)
+        lo = np.empty(q, dtype=np.intp)
+        is_q = order >= n
+        lo[order[is_q] - n] = data_before[is_q]
+        return lo
+
+    def sum(self, x: F64, lo: IP) -> F64:
+        cs = np.concatenate([[0.0], np.cumsum(x)])
+        out: F64 = cs[self.pos + 1] - cs[lo]
+        return out
+
+    def mean(self, lo: IP) -> F64:
+        return self.sum(self.value, lo) / (self.pos + 1 - lo)
+
+    def minmax(self, lo: IP) -> tuple[F64, F64]:
+        """Min and max of value[lo..pos] per new row (sparse table, log2(longest) levels)."""
+        hi = self.pos
+        length = hi - lo + 1
+        k = np.floor(np.log2(length)).astype(np.intp)
+        mins, maxs = [self.value], [self.value]
+        for j in range(1, int(k.max(initial=0)) + 1):
+            h = 1 << (j - 1)
+            mins.append(np.minimum(mins[-1][:-h], mins[-1][h:]))
+            maxs.append(np.maximum(maxs[-1][:-h], maxs[-1][h:]))
+        vmin = np.empty(len(hi))
+        vmax = np.empty(len(hi))
+        for j in np.unique(k):
+            m = k == j
+            a, b = lo[m], hi[m] - (1 << int(j)) + 1
+            vmin[m] = np.minimum(mins[j][a], mins[j][b])
+            vmax[m] = np.maximum(maxs[j][a], maxs[j][b])
+        return vmin, vmax
+
+    def slope_per_s(self, lo: IP) -> tuple[F64, F64]:
+        """Least-squares slope (value units per second) and time span (s) of each window."""
+        # Seconds since the series' first retained reading: small numbers keep the sums exact.
+        first = np.ones(len(self.series), dtype=bool)
+        first[1:] = self.series[1:] != self.series[:-1]
+        idx0 = np.maximum.accumulate(np.where(first, np.arange(len(first)), 0))
+        t = (self.ts_ns - self.ts_ns[idx0]) / 1e9
+        n = (self.pos + 1 - lo).astype(np.float64)
+        st, sv = self.sum(t, lo), self.sum(self.value, lo)
+        stt, stv = self.sum(t * t, lo), self.sum(t * self.value, lo)
+        den = n * stt - st * st
+        with np.errstate(invalid="ignore", divide="ignore"):
+            slope = np.where(den > 1e-12 * np.maximum(n * stt, 1.0), (n * stv - st * sv) / den,
+                             np.nan)
+        return slope, (self.ts_ns[self.pos] - self.ts_ns[lo]) / 1e9
+
+
+class History:
+    """Recent readings of every series; ``horizon_ns`` (scalar or per series) bounds what is kept.
+
+    ``add`` must receive rows sorted by (series, ts), each strictly newer than the series' last
+    reading (`processors.domain.segments.fresh_rows` guarantees both).
+    """
+
+    def __init__(self, n_series: int, horizon_ns: int | I64) -> None:
+        self.horizon = np.broadcast_to(np.asarray(horizon_ns, np.int64), (n_series,)).copy()
+        self.series = np.empty(0, np.int32)
+        self.ts_ns = np.empty(0, np.int64)
+        self.value = np.empty(0, np.float64)
+        self.last_ts = np.full(n_series, NEVER, dtype=np.int64)
+
+    def add(self, series: I32, ts_ns: I64, value: F64) -> Span:
+        h = len(self.series)
+        s = np.concatenate([self.series, series])
+        t = np.concatenate([self.ts_ns, ts_ns])
+        v = np.concatenate([self.value, value])
+        order = np.lexsort((t, s))
+        inv = np.empty(len(order), dtype=np.intp)
+        inv[order] = np.arange(len(order))
+        span = Span(s[order], t[order], v[order], inv[h:])
+        last = ends(series)
+        self.last_ts[series[last]] = ts_ns[last]
+        keep = span.ts_ns > self.last_ts[span.series] - self.horizon[span.series]
+        self.series, self.ts_ns, self.value = span.series[keep], span.ts_ns[keep], span.value[keep]
+        return span
+
+    def state(self, prefix: str) -> State:
+        return {f"{prefix}series": self.series, f"{prefix}ts_ns": self.ts_ns,
+                f"{prefix}value": self.value, f"{prefix}last_ts": self.last_ts}
+
+    def restore(self, state: State, prefix: str) -> None:
+        self.series = np.asarray(state[f"{prefix}series"], np.int32).copy()
+        self.ts_ns = np.asarray(state[f"{prefix}ts_ns"], np.int64).copy()
+        self.value = np.asarray(state[f"{prefix}value"], np.float64).copy()
+        self.last_ts = np.asarray(state[f"{prefix}last_ts"], np.int64).copy()
