@@ -18,6 +18,7 @@ from ingest.batch import TelemetryBatch
 from ingest.errors import PantauError
 from processors.calibration import Calibration
 from processors.dedupe import Dedupe
+from processors.flood import FloodStage
 from processors.range_check import RangeCheck
 from processors.windows import Windows
 
@@ -41,6 +42,7 @@ PROCESSORS: dict[str, ProcessorFactory] = {
     "range_check": lambda ctx: RangeCheck(ctx.table, mode=ctx.range_mode),
     "dedupe": lambda ctx: Dedupe(),
     "windows": lambda ctx: Windows(ctx.table),
+    "flood": lambda ctx: FloodStage(ctx.table),
 }
 
 

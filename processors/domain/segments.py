@@ -8,7 +8,7 @@ twice. Inside the segments, recurrences are solved with numpy scans, never a loo
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -21,6 +21,7 @@ F64 = npt.NDArray[np.float64]
 B = npt.NDArray[np.bool_]
 IP = npt.NDArray[np.intp]
 State = dict[str, npt.NDArray[Any]]
+A = TypeVar("A", bound=npt.NDArray[Any])
 
 NEVER = np.iinfo(np.int64).min
 
@@ -53,10 +54,9 @@ def ends(series: I32) -> B:
     return last
 
 
-def previous(x: npt.NDArray[np.generic], series: I32, carried: npt.NDArray[np.generic]
-             ) -> npt.NDArray[np.generic]:
+def previous(x: A, series: I32, carried: A) -> A:
     """``x`` shifted by one row inside each segment; the first row gets ``carried[series]``."""
-    out = np.empty_like(x)
+    out: A = x.copy()
     out[1:] = x[:-1]
     first = starts(series)
     out[first] = carried[series[first]]

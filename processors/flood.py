@@ -1,0 +1,127 @@
+"""River gauges: water level, flood stage (0 Normal, 1 Waspada, 2 Siaga, 3 Awas), rate of rise.
+
+Per gauge (a device with ``waspada_cm``, ``siaga_cm``, ``awas_cm`` in its params):
+
+- level: the ``level_cm`` reading, or ``reference_height_cm - distance_cm`` for an ultrasonic
+  gauge without ``level_cm`` (derived as ``level_cm``);
+- stage k is *entered* once the level has stayed at or above threshold k for
+  ``min_duration_s`` (every reading in between at or above it, the first one starting the
+  clock) and *left* only when the level falls below threshold k minus ``hysteresis_cm``;
+  the stage is the highest active one (derived as ``flood_stage``);
+- rate of rise in cm/h: least-squares slope over the readings of the last ``rise_window_s``,
+  NaN until the window holds 3 readings spanning a quarter of it (``level_rise_cm_h``).
+
+Defaults: ``hysteresis_cm`` 5, ``min_duration_s`` 300, ``rise_window_s`` 1800. State (latches,
+the start of each run above a threshold, recent levels) is snapshotted with ``state()``, so a
+restart neither resets a stage nor re-enters it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from devices.series import SeriesTable
+from ingest.batch import TelemetryBatch
+from processors.domain.derived import Output, derived
+from processors.domain.rolling import History
+from processors.domain.segments import (
+    F64,
+    I32,
+    I64,
+    NEVER,
+    B,
+    State,
+    ends,
+    fresh_rows,
+    last_true_index,
+    previous,
+)
+
+S = 1_000_000_000
+LEVELS = ("waspada_cm", "siaga_cm", "awas_cm")
+
+
+class FloodStage:
+    def __init__(self, table: SeriesTable, *, hysteresis_cm: float = 5.0,
+                 min_duration_s: float = 300.0, rise_window_s: float = 1800.0) -> None:
+        n = len(table)
+        self.gauge = np.zeros(n, bool)
+        self.from_distance = np.zeros(n, bool)
+        self.ref = np.full(n, np.nan)
+        self.thr = np.full((n, 3), np.nan)
+        self.hyst = np.full(n, hysteresis_cm)
+        self.min_dur = np.full(n, int(min_duration_s * S), np.int64)
+        window = np.full(n, int(rise_window_s * S), np.int64)
+        for sid in range(n):  # once per series at construction, never per reading
+            dev, metric = table.devices[int(table.device_index[sid])], table.metric[sid]
+            p = dev.params
+            distance = metric == "distance_cm" and dev.metric("level_cm") is None \
+                and "reference_height_cm" in p
+            if metric != "level_cm" and not distance:
+                continue
+            self.gauge[sid], self.from_distance[sid] = True, distance
+            self.ref[sid] = p.get("reference_height_cm", np.nan)
+            if all(k in p for k in LEVELS):
+                self.thr[sid] = [p[k] for k in LEVELS]
+                if not np.all(np.diff(self.thr[sid]) > 0):
+                    raise ValueError(f"device {dev.id!r}: flood thresholds must rise "
+                                     f"waspada < siaga < awas, got {self.thr[sid].tolist()}")
+            self.hyst[sid] = p.get("hysteresis_cm", hysteresis_cm)
+            self.min_dur[sid] = int(p.get("min_duration_s", min_duration_s) * S)
+            window[sid] = int(p.get("rise_window_s", rise_window_s) * S)
+        self.window = window
+        self.history = History(n, window)
+        self.active = np.zeros((n, 3), bool)
+        self.run_start = np.full((n, 3), NEVER, np.int64)
+
+    def process(self, batch: TelemetryBatch) -> TelemetryBatch:
+        return self.step(batch).batch
+
+    def step(self, batch: TelemetryBatch) -> Output:
+        rows = fresh_rows(batch, self.history.last_ts)
+        rows = rows[self.gauge[batch.series[rows]]]
+        if len(rows) == 0:
+            return Output(batch)
+        s, t, raw = batch.series[rows], batch.ts_ns[rows], batch.value[rows]
+        level = np.where(self.from_distance[s], self.ref[s] - raw, raw)
+        span = self.history.add(s, t, level)
+        lo = span.lower(self.window[s])
+        slope, covered = span.slope_per_s(lo)
+        enough = (span.pos - lo >= 2) & (covered * 4 * S >= self.window[s])
+        rise = np.where(enough, slope * 3600.0, np.nan)
+        stage = self._stage(s, t, level)
+        dist, thr = self.from_distance[s], ~np.isnan(stage)
+        return Output(batch, (
+            derived("level_cm", t[dist], s[dist], level[dist], per_series=False),
+            derived("flood_stage", t[thr], s[thr], stage[thr], per_series=False),
+            derived("level_rise_cm_h", t, s, rise, per_series=False)))
+
+    def _stage(self, s: I32, t: I64, level: F64) -> F64:
+        """Advance the three threshold latches over the sorted rows; highest active stage."""
+        last = ends(s)
+        active = np.zeros((len(s), 3), bool)
+        for k in range(3):  # three thresholds, each vectorised over every row
+            thr = self.thr[s, k]
+            above: B = level >= thr
+            in_run = self.run_start[:, k] != NEVER
+            started = above & ~previous(above, s, in_run)
+            idx = last_true_index(started, s)
+            start_ts = np.where(idx >= 0, t[idx], self.run_start[s, k])
+            enter = above & (t - start_ts >= self.min_dur[s])
+            leave = level < thr - self.hyst[s]
+            ev = last_true_index(enter | leave, s)
+            active[:, k] = np.where(ev >= 0, enter[ev], self.active[s, k])
+            self.active[s[last], k] = active[last, k]
+            self.run_start[s[last], k] = np.where(above[last], start_ts[last], NEVER)
+        stage = np.where(active[:, 2], 3.0, np.where(active[:, 1], 2.0,
+                                                      np.where(active[:, 0], 1.0, 0.0)))
+        return np.where(np.isnan(self.thr[s, 0]), np.nan, stage)
+
+    def state(self) -> State:
+        return {**self.history.state("level_"), "active": self.active,
+                "run_start": self.run_start}
+
+    def restore(self, state: State) -> None:
+        self.history.restore(state, "level_")
+        self.active = np.asarray(state["active"], bool).copy()
+        self.run_start = np.asarray(state["run_start"], np.int64).copy()
