@@ -19,6 +19,7 @@ from ingest.errors import PantauError
 from processors.calibration import Calibration
 from processors.dedupe import Dedupe
 from processors.flood import FloodStage
+from processors.quality import Quality
 from processors.range_check import RangeCheck
 from processors.windows import Windows
 
@@ -43,6 +44,7 @@ PROCESSORS: dict[str, ProcessorFactory] = {
     "dedupe": lambda ctx: Dedupe(),
     "windows": lambda ctx: Windows(ctx.table),
     "flood": lambda ctx: FloodStage(ctx.table),
+    "quality": lambda ctx: Quality(ctx.table),
 }
 
 

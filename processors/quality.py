@@ -1,0 +1,112 @@
+"""Data quality: stuck sensors, physically impossible jumps and missed reports, as flag bits.
+
+Per series, comparing each OK reading with the previous one of the same series (carried across
+batches):
+
+- `FLAG_STUCK`: the value has not changed for at least ``n`` readings *and* ``seconds``
+  (``flatline[metric] = (n, seconds)``; metrics not listed are never stuck, since a rain gauge
+  reading 0 for a week is not broken). Every reading from that point on in the run is flagged.
+- `FLAG_SPIKE`: ``|Δvalue| / Δt`` from the previous reading above ``max_rate[metric]`` (units
+  per second). Flags are causal (a reading's flag never depends on later readings), so after a
+  one-reading spike both the spike and the return jump are flagged.
+- `FLAG_GAP`: the reading came more than ``gap_factor`` × the device's ``interval_s`` after the
+  previous one; ``round(Δt / interval) - 1`` reports are counted as missed.
+
+Flags never change a row's status: the reading is stored, marked. Counts per series (stuck,
+spike, gap, missed) are part of ``state()``; ``counts()`` sums them for ``/metrics``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from devices.series import SeriesTable
+from ingest.batch import TelemetryBatch
+from processors.domain.derived import Output
+from processors.domain.segments import NEVER, State, ends, fresh_rows, last_true_index, previous
+from processors.domain.segments import rank as seg_rank
+
+FLAG_STUCK = np.uint16(1 << 8)
+FLAG_SPIKE = np.uint16(1 << 9)
+FLAG_GAP = np.uint16(1 << 10)
+S = 1_000_000_000
+COUNTS = ("stuck", "spike", "gap", "missed")
+
+DEFAULT_MAX_RATE: Mapping[str, float] = {  # per second; generous: only physics is excluded
+    "level_cm": 2.0, "distance_cm": 2.0, "temperature_c": 0.1, "humidity_pct": 1.0,
+    "pressure_hpa": 0.05, "battery_v": 0.05, "wind_dir_deg": 360.0,
+}
+DEFAULT_FLATLINE: Mapping[str, tuple[int, float]] = {
+    "level_cm": (30, 6 * 3600.0), "distance_cm": (30, 6 * 3600.0),
+    "temperature_c": (30, 3 * 3600.0), "humidity_pct": (30, 3 * 3600.0),
+    "pressure_hpa": (30, 3 * 3600.0), "pm25": (30, 3 * 3600.0), "pm10": (30, 3 * 3600.0),
+}
+
+
+class Quality:
+    def __init__(self, table: SeriesTable, *, max_rate: Mapping[str, float] = DEFAULT_MAX_RATE,
+                 flatline: Mapping[str, tuple[int, float]] = DEFAULT_FLATLINE,
+                 gap_factor: float = 2.0) -> None:
+        n = len(table)
+        self.rate = np.array([max_rate.get(m, np.inf) for m in table.metric], np.float64)
+        self.flat_n = np.array([flatline.get(m, (0, 0.0))[0] for m in table.metric], np.int64)
+        self.flat_ns = np.array([int(flatline.get(m, (0, 0.0))[1] * S) for m in table.metric],
+                                np.int64)
+        self.interval_s = np.array([d.interval_s for d in table.devices], np.float64)[
+            table.device_index] if n else np.empty(0)
+        self.gap_factor = gap_factor
+        self.last_ts = np.full(n, NEVER, np.int64)
+        self.last_value = np.full(n, np.nan)
+        self.run_start = np.full(n, NEVER, np.int64)
+        self.run_count = np.zeros(n, np.int64)
+        self.count = np.zeros((n, len(COUNTS)), np.int64)
+
+    def process(self, batch: TelemetryBatch) -> TelemetryBatch:
+        return self.step(batch).batch
+
+    def step(self, batch: TelemetryBatch) -> Output:
+        rows = fresh_rows(batch, self.last_ts)
+        if len(rows) == 0:
+            return Output(batch)
+        s, t, v = batch.series[rows], batch.ts_ns[rows], batch.value[rows]
+        pt, pv = previous(t, s, self.last_ts), previous(v, s, self.last_value)
+        has_prev = pt != NEVER
+        dt = np.where(has_prev, (t - pt) / S, np.inf)
+        spike = has_prev & (np.abs(v - pv) > self.rate[s] * dt)
+        periods = dt / self.interval_s[s]
+        gap = has_prev & (periods > self.gap_factor)
+        missed = np.where(gap, np.maximum(np.rint(periods) - 1, 1), 0).astype(np.int64)
+
+        same = has_prev & (v == pv)
+        idx = last_true_index(~same, s)
+        start = np.where(idx >= 0, t[idx], self.run_start[s])
+        count = np.where(idx >= 0, np.arange(len(s)) - idx + 1,
+                         self.run_count[s] + seg_rank(s) + 1)
+        stuck = (self.flat_n[s] > 0) & (count >= self.flat_n[s]) & (t - start >= self.flat_ns[s])
+
+        last = ends(s)
+        sl = s[last]
+        self.last_ts[sl], self.last_value[sl] = t[last], v[last]
+        self.run_start[sl], self.run_count[sl] = start[last], count[last]
+        for j, x in enumerate((stuck, spike, gap, missed)):
+            np.add.at(self.count[:, j], s, x.astype(np.int64))
+
+        out = batch
+        for flag, mask in ((FLAG_STUCK, stuck), (FLAG_SPIKE, spike), (FLAG_GAP, gap)):
+            full = np.zeros(len(batch), bool)
+            full[rows[mask]] = True
+            out = out.with_flags(full, flag)
+        return Output(out)
+
+    def counts(self) -> dict[str, int]:
+        return {name: int(self.count[:, j].sum()) for j, name in enumerate(COUNTS)}
+
+    def state(self) -> State:
+        return {"last_ts": self.last_ts, "last_value": self.last_value,
+                "run_start": self.run_start, "run_count": self.run_count, "count": self.count}
+
+    def restore(self, state: State) -> None:
+        for k in ("last_ts", "last_value", "run_start", "run_count", "count"):
+            setattr(self, k, np.asarray(state[k], getattr(self, k).dtype).copy())
