@@ -16,6 +16,7 @@ from typing import Protocol
 from devices.series import SeriesTable
 from ingest.batch import TelemetryBatch
 from ingest.errors import PantauError
+from processors.anomaly import Anomaly
 from processors.calibration import Calibration
 from processors.dedupe import Dedupe
 from processors.flood import FloodStage
@@ -45,6 +46,7 @@ PROCESSORS: dict[str, ProcessorFactory] = {
     "windows": lambda ctx: Windows(ctx.table),
     "flood": lambda ctx: FloodStage(ctx.table),
     "quality": lambda ctx: Quality(ctx.table),
+    "anomaly": lambda ctx: Anomaly(ctx.table),
 }
 
 
