@@ -63,6 +63,7 @@ class MqttSource:
         self.session_present = False
         self.last_error = "not connected yet"
         self._up = asyncio.Event()
+        self._subscribed = asyncio.Event()
         self._down = asyncio.Event()
         self._client = self._make_client()
 
@@ -75,6 +76,7 @@ class MqttSource:
             c.username_pw_set(user, password.reveal() or None)
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
+        c.on_subscribe = self._on_subscribe
         c.on_message = self._on_message
         c.on_socket_open = self._on_socket_open
         c.on_socket_close = self._on_socket_close
@@ -175,6 +177,14 @@ class MqttSource:
                  self._s.client_id, "resumed" if self.session_present else "new", self.generation)
         self._up.set()
 
+    def _on_subscribe(self, client: Any, userdata: Any, mid: int, codes: Any, props: Any) -> None:
+        failed = [c for c in codes if c.is_failure]
+        if failed:
+            self.last_error = f"subscription refused: {failed[0]}"
+            log.error("MQTT %s (check the ACL of %r)", self.last_error, self._s.username)
+            return
+        self._subscribed.set()
+
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
         if self.connected:
             log.warning("MQTT connection lost: %s", rc)
@@ -220,6 +230,10 @@ class MqttSource:
 
     async def wait_connected(self) -> None:
         await self._up.wait()
+
+    async def wait_subscribed(self) -> None:
+        """Until the broker granted the subscriptions at least once (the session exists)."""
+        await self._subscribed.wait()
 
     async def run(self) -> None:
         """Connect and stay connected until cancelled."""

@@ -99,6 +99,10 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None,
                 conn = tg.create_task(source.run(), name="mqtt")
                 house = tg.create_task(source.housekeeping(), name="mqtt-housekeeping")
                 if started is not None:
+                    waiting = asyncio.ensure_future(source.wait_subscribed())
+                    await asyncio.wait({waiting, asyncio.ensure_future(stop.wait())},
+                                       return_when=asyncio.FIRST_COMPLETED)
+                    waiting.cancel()
                     started.set()
                 await stop.wait()
                 log.info("stopping: draining what was read into the database")
