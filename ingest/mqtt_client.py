@@ -63,7 +63,7 @@ class LeanClient(mqtt.Client):
         header: int = self._in_packet["command"]
         handler = self.fast_handler
         if handler is None or (header & 0x06) != 0x02:  # only QoS 1 takes the fast path
-            return super()._handle_publish()  # type: ignore[no-any-return]
+            return super()._handle_publish()
         p = self._in_packet["packet"]
         pos = 2 + ((p[0] << 8) | p[1])
         topic = p[2:pos].decode("utf-8")
@@ -82,4 +82,4 @@ class LeanClient(mqtt.Client):
         handler(topic, bytes(p[pos:]), mid)
         if self._manual_ack:
             return MQTTErrorCode.MQTT_ERR_SUCCESS
-        return self._send_puback(mid)  # type: ignore[no-any-return]
+        return self._send_puback(mid)

@@ -14,12 +14,11 @@ import signal
 import time
 from pathlib import Path
 
-from ingest.influx_sink import make_sink
-
 from devices.registry import Registry, default_registry_path, load_registry
 from devices.series import SeriesTable
 from ingest.deadletter import DeadLetter
 from ingest.decode import Decoder
+from ingest.influx_sink import make_sink
 from ingest.mqtt_source import MqttSource
 from ingest.pipeline import Pipeline
 from pantau.http_api import Check, build_app, start_http

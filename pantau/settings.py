@@ -3,8 +3,8 @@
 Loaded from a TOML file (``pantau run --config FILE``) and then overridden by environment
 variables named ``PANTAU_<SECTION>_<FIELD>`` (``PANTAU_<FIELD>`` for top-level fields), e.g.
 ``PANTAU_MQTT_URL``, ``PANTAU_INFLUX_TOKEN``, ``PANTAU_REGISTRY``. A secret may instead come
-from a file named by ``<VARIABLE>_FILE`` (``PANTAU_INFLUX_TOKEN_FILE=/run/secrets/token``). Each field's documentation
-lives next to it (``doc=``) and ``pantau settings`` prints the full reference.
+from a file named by ``<VARIABLE>_FILE`` (``PANTAU_INFLUX_TOKEN_FILE=/run/secrets/token``).
+Each field's documentation lives next to it (``doc=``); ``pantau settings`` prints them all.
 Constructors do no I/O; secrets are `Secret` so they never reach a log or a repr.
 """
 

@@ -73,12 +73,12 @@ async def run_pantau(env: dict[str, str]) -> AsyncIterator[None]:
         await asyncio.wait_for(task, 30)
 
 
-async def wait_for(predicate: Callable[[], bool], timeout: float = 15.0,
+async def wait_for(predicate: Callable[[], bool], within: float = 15.0,
                    what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while not predicate():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+            raise AssertionError(f"timed out after {within} s waiting for {what}")
         await asyncio.sleep(0.05)
 
 

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import psutil
 import pytest
 
@@ -34,7 +35,6 @@ def expected(n: int, t0_ms: int) -> dict[tuple[str, int], float]:
 
 
 async def _ready(p: PantauProcess) -> None:
-    import aiohttp
     url = f"http://{p.env['PANTAU_HTTP_LISTEN']}/readyz"
     async with aiohttp.ClientSession() as s:
         for _ in range(200):
@@ -122,7 +122,6 @@ async def test_database_outage_loses_nothing_and_memory_stays_bounded(
 
 
 async def _gauge(p: PantauProcess, name: str, prefix: bool = False) -> float:
-    import aiohttp
     async with aiohttp.ClientSession() as s, s.get(
             f"http://{p.env['PANTAU_HTTP_LISTEN']}/metrics") as r:
         text = await r.text()

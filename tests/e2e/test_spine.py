@@ -5,6 +5,7 @@ Real Mosquitto and InfluxDB (session fixtures); values, tags and timestamps asse
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
@@ -34,9 +35,9 @@ async def test_every_payload_format_is_stored_exactly(pantau_env: EnvFactory, in
     async with run_pantau(pantau_env(influx_db)):
         dev.publish(GAUGE, json.dumps({"ts": NOW_S, "values": {"level_cm": 123.4,
                                                                 "battery_v": 12.9}}))
+        rfc3339 = time.strftime("%Y-%m-%dT%H:%M:%S.25Z", time.gmtime(NOW_S + 120))
         dev.publish(GAUGE, json.dumps([{"ts": NOW_S + 60, "values": {"level_cm": 124.0}},
-                                       {"ts": f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(NOW_S + 120))}.25Z",
-                                        "values": {"level_cm": 125.5}}]))
+                                       {"ts": rfc3339, "values": {"level_cm": 125.5}}]))
         dev.publish(GAUGE, json.dumps([{"bn": "urn:dev:wl-brantas-kanigoro:", "bt": NOW_S + 180,
                                         "n": "level_cm", "u": "cm", "v": 126.75},
                                        {"n": "battery_v", "u": "V", "v": 12.8}]))
@@ -113,9 +114,8 @@ async def test_every_rejection_reaches_the_dead_letter_topic(
     assert count(influx, influx_db, "river_gauge") == 0
 
 
-async def _get(probe: Any, timeout: float = 10.0) -> Any:
-    import asyncio
-    return await asyncio.to_thread(probe.get, timeout)
+async def _get(probe: Any) -> Any:
+    return await asyncio.to_thread(probe.get, 10.0)
 
 
 async def _metrics(env: dict[str, str]) -> str:
@@ -139,12 +139,10 @@ async def test_http_api(pantau_env: EnvFactory, influx_db: str, mqtt_client: Any
         for _ in range(100):
             if await ready() == 200:
                 break
-            import asyncio
             await asyncio.sleep(0.05)
         async with s.get(f"{base}/readyz") as r:
             assert r.status == 200
             assert (await r.json())["checks"] == {"mqtt": "ok", "database": "ok"}
-        await wait_for(lambda: True)
         async with s.get(f"{base}/api/devices") as r:
             devices = await r.json()
         gauge = next(d for d in devices if d["id"] == "wl-brantas-kanigoro")

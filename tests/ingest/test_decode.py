@@ -64,7 +64,8 @@ def test_formats_decode_exactly(payload: str, expected: list[tuple[int, int, flo
     pytest.param('{"ts": 1, "value": 3}', TOPIC, Reason.BAD_SCHEMA, id="no-values"),
     pytest.param('"just a string"', TOPIC, Reason.BAD_SCHEMA, id="json-scalar"),
     pytest.param("42", TOPIC, Reason.BAD_SCHEMA, id="json-number"),
-    pytest.param('{"ts": %d, "values": {}}' % NOW_S, TOPIC, Reason.BAD_SCHEMA, id="empty-values"),
+    pytest.param(f'{{"ts": {NOW_S}, "values": {{}}}}', TOPIC, Reason.BAD_SCHEMA,
+                 id="empty-values"),
     pytest.param('{"ts": 1, "values": {"level_cm": 1}}', "pantau/x/nope/telemetry",
                  Reason.UNKNOWN_DEVICE, id="unknown-device"),
     pytest.param('{"ts": 1, "values": {"level_cm": 1}}', "pantau/srengat/wl-brantas-kanigoro/"
@@ -81,9 +82,9 @@ def test_formats_decode_exactly(payload: str, expected: list[tuple[int, int, flo
     pytest.param('{"values": {"level_cm": 1}}', TOPIC, Reason.MISSING_TIMESTAMP, id="no-ts"),
     pytest.param('[{"n": "level_cm", "v": 1}]', TOPIC, Reason.MISSING_TIMESTAMP,
                  id="senml-relative-time"),
-    pytest.param('{"ts": %d, "values": {"level_cm": 1}}' % (NOW_S + 3600), TOPIC,
+    pytest.param(f'{{"ts": {NOW_S + 3600}, "values": {{"level_cm": 1}}}}', TOPIC,
                  Reason.TS_IN_FUTURE, id="future"),
-    pytest.param('{"ts": %d, "values": {"level_cm": 1}}' % (NOW_S - 40 * 86400), TOPIC,
+    pytest.param(f'{{"ts": {NOW_S - 40 * 86400}, "values": {{"level_cm": 1}}}}', TOPIC,
                  Reason.TS_TOO_OLD, id="too-old"),
     pytest.param("m level_cm=1.0", TOPIC, Reason.NOT_JSON, id="line-protocol-no-timestamp"),
     pytest.param("m level_cm=1.0 soon", TOPIC, Reason.BAD_TIMESTAMP, id="line-protocol-bad-ts"),
@@ -105,7 +106,7 @@ def test_whole_message_rejections(payload: str | bytes, topic: str, reason: Reas
     pytest.param('{"depth_m": 1}', Reason.UNKNOWN_METRIC, "depth_m", id="unknown-metric"),
 ])
 def test_reading_rejections_keep_the_rest(values: str, reason: Reason, metric: str) -> None:
-    payload = '{"ts": %d, "values": {"battery_v": 12.5, %s}}' % (NOW_S, values[1:-1])
+    payload = f'{{"ts": {NOW_S}, "values": {{"battery_v": 12.5, {values[1:-1]}}}}}'
     note, out = decode(payload)
     assert note is None
     assert rows(out) == [(NOW, BATT, 12.5)]

@@ -63,7 +63,7 @@ def test_bad_values_name_the_setting(env: dict[str, str], message: str) -> None:
 def test_unknown_keys_and_bad_toml_are_errors(tmp_path: Path) -> None:
     f = tmp_path / "p.toml"
     f.write_text("[influx]\nbukket = 'x'\n")
-    with pytest.raises(SettingsError, match="unknown setting.*bukket"):
+    with pytest.raises(SettingsError, match=r"unknown setting.*bukket"):
         load_settings(f, env={})
     f.write_text("[influx\n")
     with pytest.raises(SettingsError, match="not valid TOML"):

@@ -84,7 +84,7 @@ def test_chain_runs_in_order_and_empty_batches_pass() -> None:
 
 
 def test_unknown_processor_is_a_clear_error() -> None:
-    with pytest.raises(ProcessorError, match="unknown processor.*nope"):
+    with pytest.raises(ProcessorError, match=r"unknown processor.*nope"):
         build_chain(["calibration", "nope"], ProcessorContext(TABLE))
 
 
