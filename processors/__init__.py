@@ -17,6 +17,7 @@ from devices.series import SeriesTable
 from ingest.batch import TelemetryBatch
 from ingest.errors import PantauError
 from processors.anomaly import Anomaly
+from processors.aqi import AirQuality
 from processors.calibration import Calibration
 from processors.dedupe import Dedupe
 from processors.flood import FloodStage
@@ -47,6 +48,7 @@ PROCESSORS: dict[str, ProcessorFactory] = {
     "flood": lambda ctx: FloodStage(ctx.table),
     "quality": lambda ctx: Quality(ctx.table),
     "anomaly": lambda ctx: Anomaly(ctx.table),
+    "aqi": lambda ctx: AirQuality(ctx.table),
 }
 
 

@@ -2,8 +2,9 @@
 
 With weight ``alpha`` per reading: ``mean_k = mean_{k-1} + alpha * d`` and
 ``var_k = (1 - alpha) * (var_{k-1} + alpha * d²)`` where ``d = x_k - mean_{k-1}``; the score is
-``z = d / sqrt(var_{k-1})``, NaN until the series has seen ``warmup`` readings (or while its
-variance is 0). ``|z| >= threshold`` sets `FLAG_ANOMALY`; z is derived as ``<metric>_zscore``.
+``z = d / sqrt(var_{k-1})``, NaN until the series has seen ``warmup`` readings or while its
+standard deviation is below 1e-9 of its mean (zero up to float error). ``|z| >= threshold``
+sets `FLAG_ANOMALY`; z is derived as ``<metric>_zscore``.
 The recurrences are solved for the whole batch with affine prefix scans, not a loop.
 """
 
@@ -66,7 +67,10 @@ class Anomaly:
         var_prev = previous(var, s, self.var)
         seen = self.count[s] + rank(s)
         with np.errstate(invalid="ignore", divide="ignore"):
-            z = np.where((seen >= self.warmup) & (var_prev > 0), d / np.sqrt(var_prev), np.nan)
+            # Below float noise (a flat series scanned in a different order) the spread is 0.
+            sd = np.sqrt(var_prev)
+            spread = sd > 1e-9 * np.maximum(1.0, np.abs(mean_prev))
+            z = np.where((seen >= self.warmup) & spread, d / sd, np.nan)
 
         last = ends(s)
         sl = s[last]

@@ -78,7 +78,11 @@ class Output:
     tiers: tuple[Tier, ...] = field(default=())
 
     def by_name(self) -> dict[str, Derived]:
-        return {d.name: d for d in self.derived}
+        """Derived outputs by name (a device-level name wins over the same per-series one)."""
+        return {d.name: d for d in sorted(self.derived, key=lambda d: not d.per_series)}
+
+    def get(self, name: str, *, per_series: bool) -> Derived:
+        return next(d for d in self.derived if d.name == name and d.per_series == per_series)
 
 
 class StatefulProcessor(Protocol):

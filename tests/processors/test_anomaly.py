@@ -31,7 +31,8 @@ def naive(rows: list[tuple[int, float]], alpha: float, warmup: int) -> list[floa
     for s, x in rows:
         m, v, k = mean.get(s, x), var.get(s, 0.0), n.get(s, 0)
         d = x - m
-        out.append(d / math.sqrt(v) if k >= warmup and v > 0 else math.nan)
+        spread = math.sqrt(v) > 1e-9 * max(1.0, abs(m))
+        out.append(d / math.sqrt(v) if k >= warmup and spread else math.nan)
         mean[s], var[s], n[s] = m + alpha * d, (1 - alpha) * (v + alpha * d * d), k + 1
     return out
 
