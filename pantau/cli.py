@@ -31,6 +31,8 @@ def _parser() -> argparse.ArgumentParser:
                          "InfluxDB; serve /healthz, /readyz, /metrics and /api/devices.")
     run.add_argument("--config", metavar="FILE", help="settings TOML file")
     sub.add_parser("settings", help="print the reference of every setting (Markdown)")
+    sub.add_parser("bench", help="end-to-end benchmark on a private local stack "
+                   "(`pantau bench --help`)", add_help=False)
     chk = sub.add_parser("check", help="validate the settings and the device registry, then exit")
     chk.add_argument("--config", metavar="FILE", help="settings TOML file")
     smp = sub.add_parser("sample", help="publish sample telemetry for every registry device",
@@ -50,6 +52,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:  # its own parser: `pantau bench --help`
+        from pantau.bench import main as bench
+        return bench(argv[1:])
     args = _parser().parse_args(argv)
     try:
         if args.command == "settings":

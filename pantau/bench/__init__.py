@@ -1,0 +1,171 @@
+"""``pantau bench``: the spine's end-to-end benchmark (a documented command, not a test).
+
+1. Starts a private Mosquitto and InfluxDB (Debian packages) on free loopback ports, and a
+   registry of ``--devices`` weather stations (five metrics, ~140-byte JSON messages).
+2. Ceiling: ``--messages`` QoS 1 messages from ``--publishers`` processes to a bare paho-mqtt
+   subscriber that does nothing (MQTT v5 like Pantau, and v3.1.1 for reference).
+3. Pantau: ``pantau run`` as its own process; the same load; time until every message is
+   acknowledged; then every reading is counted in InfluxDB (zero loss or the run fails).
+Prints messages/s, the ratio to the ceiling, publish-to-stored latency p50/p99 (from
+Pantau's ``pantau_ingest_delay_seconds`` histogram), Pantau's CPU seconds per 10,000
+messages and its peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from pantau.bench.load import bare_subscriber, publish
+from pantau.devstack import ADMIN_USER, PANTAU_USER, InfluxDB1, Mosquitto, free_port, stack_users
+
+
+def _registry(path: Path, n: int) -> list[tuple[str, str]]:
+    devices = [("bench", f"ws-{i:05d}") for i in range(n)]
+    lines = ["sites:", "  - {id: bench, lat: -8.1, lon: 112.2}", "kinds:", "  weather_station:",
+             "    interval_s: 60", "    metrics:", "      temperature_c: {unit: degC}",
+             "      humidity_pct: {unit: '%'}", "      pressure_hpa: {unit: hPa}",
+             "      wind_ms: {unit: m/s}", "      wind_dir_deg: {unit: deg}", "devices:"]
+    lines += [f"  - {{id: {d}, kind: weather_station, site: bench}}" for _, d in devices]
+    path.write_text("\n".join(lines) + "\n")
+    return devices
+
+
+def _load(ctx: Any, broker: Mosquitto, devices: list[tuple[str, str]], n: int,
+          publishers: int) -> float:
+    user, pw = broker.admin
+    with ctx.Pool(publishers) as pool:
+        t0 = time.perf_counter()
+        jobs = [pool.apply_async(publish, (broker.host, broker.port, user, pw,
+                                           devices[k::publishers], n // publishers, k))
+                for k in range(publishers)]
+        for j in jobs:
+            j.get(timeout=3600)
+    return time.perf_counter() - t0
+
+
+def _ceiling(ctx: Any, broker: Mosquitto, devices: list[tuple[str, str]], n: int,
+             publishers: int, protocol: int) -> dict[str, float]:
+    ready, result = ctx.Event(), ctx.Queue()
+    user, pw = broker.admin
+    sub = ctx.Process(target=bare_subscriber, args=(broker.host, broker.port, user, pw, n,
+                                                    protocol, ready, result))
+    sub.start()
+    ready.wait(30)
+    _load(ctx, broker, devices, n, publishers)
+    out: dict[str, float] = result.get(timeout=600)
+    sub.join(30)
+    return out
+
+
+def _metrics(url: str) -> dict[str, float]:
+    text = urllib.request.urlopen(f"{url}/metrics", timeout=5).read().decode()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
+
+
+def _quantile(m: dict[str, float], q: float) -> float:
+    name = "pantau_ingest_delay_seconds"
+    buckets = sorted((float(k.split('le="')[1].rstrip('"}').replace("+Inf", "inf")), v)
+                     for k, v in m.items() if k.startswith(name + "_bucket"))
+    total = m.get(name + "_count", 0.0)
+    prev_le, prev_c = 0.0, 0.0
+    for le, c in buckets:
+        if c >= q * total and c > prev_c:
+            hi = le if le != float("inf") else prev_le
+            return prev_le + (hi - prev_le) * (q * total - prev_c) / (c - prev_c)
+        prev_le, prev_c = le, c
+    return float("nan")
+
+
+def _peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="pantau bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--messages", type=int, default=200_000, help="per phase (default 200000)")
+    p.add_argument("--devices", type=int, default=1000, help="simulated stations (default 1000)")
+    p.add_argument("--publishers", type=int, default=2, help="publisher processes (default 2)")
+    a = p.parse_args(argv)
+    n = a.messages - a.messages % a.publishers
+    ctx = mp.get_context("spawn")
+    with tempfile.TemporaryDirectory(prefix="pantau-bench-") as tmp:
+        work = Path(tmp)
+        devices = _registry(work / "registry.yaml", a.devices)
+        broker = Mosquitto(work / "mqtt", users=stack_users([]))
+        influx = InfluxDB1(work / "influx", database="bench")
+        print(f"starting Mosquitto and InfluxDB in {work} ...", flush=True)
+        with broker, influx:
+            influx.create_database("bench")
+            ceilings = {}
+            for proto in (5, 3):
+                print(f"ceiling: bare paho subscriber (MQTT {'v5' if proto == 5 else 'v3.1.1'}),"
+                      f" {n} messages ...", flush=True)
+                ceilings[proto] = _ceiling(ctx, broker, devices, n, a.publishers, proto)
+            http = f"127.0.0.1:{free_port()}"
+            env = {**os.environ, "PANTAU_MQTT_URL": broker.url_for(PANTAU_USER),
+                   "PANTAU_INFLUX_URL": influx.url, "PANTAU_INFLUX_DATABASE": "bench",
+                   "PANTAU_INFLUX_USERNAME": influx.writer.username,
+                   "PANTAU_INFLUX_PASSWORD": influx.writer.password,
+                   "PANTAU_REGISTRY": str(work / "registry.yaml"), "PANTAU_HTTP_LISTEN": http,
+                   "PANTAU_STATE_DIR": str(work / "state"), "PANTAU_LOG_LEVEL": "WARNING"}
+            log = open(work / "pantau.log", "wb")  # noqa: SIM115 - closed after the child
+            proc = subprocess.Popen([sys.executable, "-m", "pantau.cli", "run"], env=env,
+                                    stdout=log, stderr=subprocess.STDOUT)
+            url = f"http://{http}"
+            try:
+                for _ in range(300):
+                    try:
+                        urllib.request.urlopen(f"{url}/readyz", timeout=1)
+                        break
+                    except OSError:
+                        time.sleep(0.1)
+                print(f"pantau: {n} messages ...", flush=True)
+                cpu0, t0 = _cpu_s(proc.pid), time.perf_counter()
+                _load(ctx, broker, devices, n, a.publishers)
+                while _metrics(url).get("pantau_messages_acked_total", 0) < n:
+                    time.sleep(0.02)
+                seconds = time.perf_counter() - t0
+                cpu = _cpu_s(proc.pid) - cpu0
+                m = _metrics(url)
+                rss = _peak_rss_mb(proc.pid)
+            finally:
+                proc.terminate()
+                proc.wait(60)
+                log.close()
+            [row] = influx.rows("SELECT count(temperature_c) FROM weather_station", db="bench")
+            stored = row["count"]
+    rate = n / seconds
+    c5, c3 = ceilings[5]["rate"], ceilings[3]["rate"]
+    print(f"""
+Pantau spine benchmark: {n} messages, {a.devices} devices, {a.publishers} publisher processes
+  ceiling, bare paho v5 subscriber     {c5:10.0f} msg/s
+  ceiling, bare paho v3.1.1 subscriber {c3:10.0f} msg/s
+  Pantau end to end (acked + stored)   {rate:10.0f} msg/s   ratio to v5 ceiling {rate / c5:.2f}, to v3.1.1 {rate / c3:.2f}
+  stored in InfluxDB                   {stored:10d} of {n} readings of temperature_c {"(zero loss)" if stored == n else "(LOSS!)"}
+  publish-to-stored latency            p50 {_quantile(m, 0.5) * 1000:.0f} ms, p99 {_quantile(m, 0.99) * 1000:.0f} ms
+  Pantau CPU                           {cpu / (n / 10_000):.2f} s per 10,000 messages ({cpu:.1f} s)
+  Pantau peak RSS                      {rss:.0f} MB""")
+    return 0 if stored == n else 1
