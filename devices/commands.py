@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +19,7 @@ from devices.registry import Device, Registry, default_registry_path, load_regis
 from ingest.errors import PantauError
 
 if TYPE_CHECKING:
+    from devices.simulator import Message
     from pantau.settings import Settings
 
 COMMANDS = ("devices", "simulate")
@@ -146,4 +149,52 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
     """Run ``pantau devices ...`` or ``pantau simulate``; return the exit status."""
     if args.command == "devices":
         return _devices(args, settings)
-    raise PantauError("pantau simulate: the simulator is not built yet")
+    return _simulate(args, settings)
+
+
+def _simulate(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import datetime
+
+    from devices.catalogue import load_rivers
+    from devices.provision import load_credentials
+    from devices.simulator import Simulator, parse_faults
+    from devices.simulator.fleet import grow, write_registry
+    from devices.simulator.publish import DevicePublisher, MuxPublisher, run
+
+    path = _registry_path(args, settings)
+    registry = load_registry(path)
+    rivers: Mapping[str, tuple[str, ...]] = load_rivers(path, registry)
+    if args.fleet:
+        registry, rivers = grow(registry, rivers, args.fleet, seed=args.seed)
+    if args.write_registry:
+        write_registry(registry, args.write_registry)
+        print(f"wrote {len(registry.devices)} devices to {args.write_registry}")
+        return 0
+    start = (datetime.fromisoformat(args.start).timestamp() if args.start
+             else float(int(time.time())))
+    sim = Simulator(registry, scenario_name=args.scenario, seed=args.seed, start_s=start,
+                    faults=parse_faults(args.fault), rivers=rivers,
+                    prefix=settings.mqtt.topic_prefix)
+    opts = {"speed": args.speed, "flat_out": args.flat_out, "duration_s": args.duration}
+    if args.dry_run:
+        def show(m: Message) -> None:
+            print(m.topic, m.payload.decode("utf-8", "replace"))
+        run(sim, show, **opts)
+        return 0
+    if not args.credentials:
+        raise PantauError("pantau simulate: --credentials is required (or --dry-run)")
+    creds = load_credentials(args.credentials)
+    host, port = settings.mqtt.host, settings.mqtt.port
+    pub: MuxPublisher | DevicePublisher
+    if args.mux:
+        if args.mux not in creds:
+            raise PantauError(f"{args.credentials}: no password for {args.mux!r}")
+        pub = MuxPublisher(host, port, args.mux, creds[args.mux])
+    else:
+        pub = DevicePublisher(host, port, sim, creds)
+    try:
+        counts = run(sim, pub.publish, pump=pub.pump, **opts)
+    finally:
+        pub.close()
+    print(f"simulate: done, {counts}")
+    return 0
