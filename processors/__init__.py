@@ -23,6 +23,7 @@ from processors.dedupe import Dedupe
 from processors.flood import FloodStage
 from processors.quality import Quality
 from processors.range_check import RangeCheck
+from processors.tiers import Tiers
 from processors.windows import Windows
 
 
@@ -49,6 +50,7 @@ PROCESSORS: dict[str, ProcessorFactory] = {
     "quality": lambda ctx: Quality(ctx.table),
     "anomaly": lambda ctx: Anomaly(ctx.table),
     "aqi": lambda ctx: AirQuality(ctx.table),
+    "tiers": lambda ctx: Tiers(ctx.table),
 }
 
 
