@@ -45,9 +45,10 @@ def _packet(kind: int, body: bytes) -> bytes:
 
 
 def publish(host: str, port: int, user: str, password: str, devices: list[tuple[str, str]],
-            n: int, index: int) -> dict[str, float]:
+            n: int, index: int, rate: float = 0.0) -> dict[str, float]:
     """Publish ``n`` QoS 1 messages round-robin over ``devices`` ((site, id) pairs, owned by
-    this publisher alone), each stamped with a strictly increasing device time in µs.
+    this publisher alone), each stamped with a strictly increasing device time in µs; at
+    ``rate`` messages/s when given, else flat out.
 
     A minimal MQTT 3.1.1 publisher on a raw socket (CONNECT, pipelined PUBLISH, counted
     PUBACKs, at most `WINDOW` unacknowledged), so that the load generator is never the
@@ -65,16 +66,17 @@ def publish(host: str, port: int, user: str, password: str, devices: list[tuple[
     t0 = time.perf_counter()
     last_us, i = 0, 0
     while i < n or acked < n:
-        if i < n and i - acked < WINDOW:
+        due = n if not rate else min(n, int((time.perf_counter() - t0) * rate) + 1)
+        if i < due and i - acked < WINDOW:
             chunk = []
-            for _ in range(min(CHUNK, n - i, WINDOW - (i - acked))):
+            for _ in range(min(CHUNK, due - i, WINDOW - (i - acked))):
                 last_us = max(last_us + 1, time.time_ns() // 1000)
                 mid = i % 65535 + 1
                 chunk.append(_packet(0x32, topics[i % len(topics)] + struct.pack("!H", mid)
                                      + payload(last_us, i)))
                 i += 1
             sock.sendall(b"".join(chunk))
-        wait = 0.0 if i < n and i - acked < WINDOW else 1.0
+        wait = 0.0 if i < due and i - acked < WINDOW else 0.001 if i < n else 1.0
         ready, _, _ = select.select([sock], [], [], wait)
         if ready:
             data = pending + sock.recv(65536)
