@@ -79,3 +79,18 @@ def test_reference_documents_every_setting_and_the_docs_are_current() -> None:
     assert all(row.count("|") == 5 and not row.endswith("|  |") for row in ref.splitlines())
     docs = Path(__file__).resolve().parents[2] / "docs" / "settings.md"
     assert ref in docs.read_text(), "docs/settings.md is stale: run `pantau settings`"
+
+
+def test_example_config_loads() -> None:
+    example = Path(__file__).resolve().parents[2] / "config" / "pantau.example.toml"
+    s = load_settings(example, env={})
+    assert s.mqtt.username == "pantau"
+    assert s.ingest.processors == ("calibration", "range_check", "dedupe")
+
+
+def test_readme_lists_every_rejection_reason() -> None:
+    from ingest.reasons import Reason
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for r in Reason:
+        if r.is_rejection:
+            assert f"`{r.slug}`" in readme, f"README's rejection table lacks {r.slug}"
