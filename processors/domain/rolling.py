@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from processors.domain.segments import F64, I32, I64, IP, NEVER, State, ends
+from processors.domain.segments import F64, I32, I64, IP, NEVER, State, ends, starts
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,15 +27,22 @@ class Span:
 
     def lower(self, width_ns: I64 | int) -> IP:
         """Per new row: index of the first reading of its series with ts > ts_row - width."""
-        n, q = len(self.series), len(self.pos)
-        s = np.concatenate([self.series, self.series[self.pos]])
-        t = np.concatenate([self.ts_ns, self.ts_ns[self.pos] - width_ns])
-        tag = np.concatenate([np.zeros(n, np.int8), np.ones(q, np.int8)])
-        order = np.lexsort((tag, t, s))
+        q_s, q_t = self.series[self.pos], self.ts_ns[self.pos] - width_ns
+        if len(self.series) == 0:
+            return np.empty(0, np.intp)
+        t0 = min(int(self.ts_ns.min()), int(np.min(q_t)))
+        span = int(self.ts_ns.max()) - t0 + 2
+        seg = np.cumsum(starts(self.series)) - 1
+        if (int(seg[-1]) + 1) * span < 2**62:  # one sortable int64 key: (segment, time)
+            key = seg * span + (self.ts_ns - t0)
+            qkey = seg[self.pos] * span + (q_t - t0)
+            return np.searchsorted(key, qkey, side="right").astype(np.intp)
+        n, q = len(self.series), len(self.pos)  # keys too wide: merge by lexsort
+        order = np.lexsort((np.r_[np.zeros(n, np.int8), np.ones(q, np.int8)],
+                            np.r_[self.ts_ns, q_t], np.r_[self.series, q_s]))
         data_before = np.cumsum(order < n)
         lo = np.empty(q, dtype=np.intp)
-        is_q = order >= n
-        lo[order[is_q] - n] = data_before[is_q]
+        lo[order[order >= n] - n] = data_before[order >= n]
         return lo
 
     def sum(self, x: F64, lo: IP) -> F64:
@@ -97,14 +104,15 @@ class History:
         self.last_ts = np.full(n_series, NEVER, dtype=np.int64)
 
     def add(self, series: I32, ts_ns: I64, value: F64) -> Span:
-        h = len(self.series)
-        s = np.concatenate([self.series, series])
-        t = np.concatenate([self.ts_ns, ts_ns])
-        v = np.concatenate([self.value, value])
-        order = np.lexsort((t, s))
-        inv = np.empty(len(order), dtype=np.intp)
-        inv[order] = np.arange(len(order))
-        span = Span(s[order], t[order], v[order], inv[h:])
+        # History and rows are each sorted by (series, ts) and every row is newer than its
+        # series' history, so the merge is a scatter by position, not a sort.
+        at_new = np.searchsorted(self.series, series, side="right") + np.arange(len(series))
+        at_old = np.arange(len(self.series)) + np.searchsorted(series, self.series, side="left")
+        size = len(self.series) + len(series)
+        s, t, v = np.empty(size, np.int32), np.empty(size, np.int64), np.empty(size)
+        s[at_old], t[at_old], v[at_old] = self.series, self.ts_ns, self.value
+        s[at_new], t[at_new], v[at_new] = series, ts_ns, value
+        span = Span(s, t, v, at_new.astype(np.intp))
         last = ends(series)
         self.last_ts[series[last]] = ts_ns[last]
         keep = span.ts_ns > self.last_ts[span.series] - self.horizon[span.series]

@@ -114,3 +114,12 @@ def test_metric_filter_labels_and_bad_config() -> None:
     assert out.derived[0].metric_names(TABLE) == ["b_max_45s"]
     with pytest.raises(ValueError, match="stats"):
         Windows(TABLE, stats=("median",))
+
+
+def test_timestamps_too_wide_for_one_key_take_the_lexsort_path() -> None:
+    # Two series whose readings span ~3e18 ns: (segment, time) no longer fits one int64 key.
+    w = Windows(TABLE, windows_s=(3_600_000_000,), stats=("mean", "count"))
+    ts = [-1_500_000_000 * S, 0, 1_500_000_000 * S, 1_500_000_000 * S]
+    out = w.step(TelemetryBatch.from_arrays(ts, [0, 0, 0, 1], [1.0, 2.0, 3.0, 9.0]))
+    assert out.by_name()["mean_1000000h"].value.tolist() == [1.0, 1.5, 2.0, 9.0]
+    assert out.by_name()["count_1000000h"].value.tolist() == [1.0, 2.0, 3.0, 1.0]
