@@ -153,3 +153,58 @@ async def test_http_api(pantau_env: EnvFactory, influx_db: str, mqtt_client: Any
     for name in ("pantau_messages_received_total", "pantau_messages_unacked",
                  "pantau_queue_batches", "pantau_mqtt_connected"):
         assert f"# TYPE {name} " in text
+
+
+async def test_a_refused_reading_is_isolated_and_the_rest_stored(
+        pantau_env: EnvFactory, influx: InfluxDB1, influx_db: str, mqtt_client: Any) -> None:
+    # A string-typed battery_v in the same shard makes InfluxDB refuse float battery_v points.
+    influx.write(f'rain_gauge,device=old,site=x battery_v="dead" {NOW - 10**9}', db=influx_db)
+    watcher = mqtt_client(ADMIN_USER)
+    watcher.subscribe("pantau/deadletter/#")
+    rain = mqtt_client("rg-nglegok")
+    gauge = mqtt_client("wl-brantas-kanigoro")
+    env = pantau_env(influx_db)
+    async with run_pantau(env):
+        rain.publish("pantau/nglegok/rg-nglegok/telemetry",
+                     json.dumps({"ts": NOW_S, "values": {"rain_mm": 2.5, "battery_v": 12.1}}))
+        gauge.publish(GAUGE, json.dumps({"ts": NOW_S, "values": {"level_cm": 150.5}}))
+        msg = await _get(watcher)
+        metrics = await _metrics(env)
+    record = json.loads(msg.payload)
+    assert msg.topic == "pantau/deadletter/refused_by_database"
+    assert [(r["metric"], r["reason"]) for r in record["readings"]] == [
+        ("battery_v", "refused_by_database")]
+    [rain_row] = influx.rows("SELECT rain_mm FROM rain_gauge WHERE device='rg-nglegok'",
+                             db=influx_db)
+    assert (rain_row["time"], rain_row["rain_mm"]) == (NOW, 2.5)
+    [gauge_row] = influx.rows("SELECT level_cm FROM river_gauge", db=influx_db)
+    assert gauge_row["level_cm"] == 150.5
+    assert 'pantau_readings_rejected_total{reason="refused_by_database"} 1' in metrics
+    assert "pantau_readings_written_total 2" in metrics
+    assert "pantau_write_splits_total" in metrics
+
+
+async def test_broker_restart_reconnects_and_resumes_the_session(
+        pantau_env: EnvFactory, influx: InfluxDB1, influx_db: str, mqtt_client: Any,
+        spawn: Any, tmp_path: Path) -> None:
+    from pantau.devstack import Mosquitto, stack_users
+    broker = spawn(Mosquitto(tmp_path / "broker", users=stack_users(["wl-brantas-kanigoro"])))
+    env = pantau_env(influx_db, broker=broker)
+    async with run_pantau(env):
+        dev = mqtt_client("wl-brantas-kanigoro", broker=broker)
+        dev.publish(GAUGE, json.dumps({"ts": NOW_S, "values": {"level_cm": 1.0}}))
+        await wait_for(lambda: count(influx, influx_db, "river_gauge") == 1, what="1st point")
+        dev.client.disconnect()
+        broker.stop()  # clean stop: the session is saved in the broker's persistence file
+        await asyncio.sleep(1.0)
+        broker.start()
+        # Published while Pantau is still reconnecting: queued in Pantau's session.
+        dev2 = mqtt_client("wl-brantas-kanigoro", broker=broker)
+        dev2.publish(GAUGE, json.dumps({"ts": NOW_S + 1, "values": {"level_cm": 2.0}}))
+        await wait_for(lambda: count(influx, influx_db, "river_gauge") == 2, 20, "2nd point")
+        metrics = await _metrics(env)
+    assert [r["level_cm"] for r in influx.rows("SELECT level_cm FROM river_gauge",
+                                               db=influx_db)] == [1.0, 2.0]
+    reconnects = [line for line in metrics.splitlines()
+                  if line.startswith("pantau_mqtt_reconnects_total ")]
+    assert reconnects and float(reconnects[0].split()[1]) >= 1
