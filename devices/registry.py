@@ -29,6 +29,8 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from devices.calibration import CalibrationPeriod, parse_calibration
+from devices.device_fields import parse_device_fields
 from ingest.errors import PantauError
 
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
@@ -47,6 +49,8 @@ class Metric:
     max: float = math.inf
     gain: float = 1.0
     offset: float = 0.0
+    # Dated periods (devices.calibration); when given, gain/offset are the newest period's.
+    calibration: tuple[CalibrationPeriod, ...] = ()
 
     def __post_init__(self) -> None:
         if not NAME_RE.match(self.name):
@@ -78,6 +82,9 @@ class Device:
     # Free-form numeric parameters used by processors and rules (e.g. a river gauge's
     # `reference_height_cm`, `waspada_cm`, `siaga_cm`, `awas_cm`).
     params: Mapping[str, float] = field(default_factory=dict)
+    owner: str = ""
+    contact: str = ""
+    tags: Mapping[str, str] = field(default_factory=dict)  # see devices.device_fields
 
     def metric(self, name: str) -> Metric | None:
         return next((m for m in self.metrics if m.name == name), None)
@@ -106,7 +113,7 @@ def load_registry(path: str | Path) -> Registry:
         raise RegistryError(f"{path}: cannot read the device registry: {e.strerror}") from e
     try:
         doc = YAML(typ="rt").load(text)
-    except YAMLError as e:
+    except (YAMLError, ValueError) as e:  # ValueError: e.g. a date like 2026-13-01
         raise RegistryError(f"{path}: not valid YAML: {e}") from e
     return parse_registry(doc, source=str(path))
 
@@ -173,13 +180,22 @@ def _metric(ctx: _Ctx, name: str, spec: Any, base: Metric | None, where: str) ->
     unit = spec.get("unit", base.unit if base else None)
     if not isinstance(unit, str):
         raise ctx.fail(spec, "unit", where, "field 'unit' is missing or not a string")
+    cal = base.calibration if base and not {"gain", "offset"} & set(spec) else ()
+    if "calibration" in spec:
+        if "gain" in spec or "offset" in spec:
+            raise ctx.fail(spec, "calibration", where, "give either 'calibration' periods or "
+                           "'gain'/'offset', not both")
+        cal = parse_calibration(ctx.fail, spec, where)
     try:
         return Metric(
             name=name, unit=unit,
             min=ctx.number(spec, "min", where, default=base.min if base else -math.inf),
             max=ctx.number(spec, "max", where, default=base.max if base else math.inf),
-            gain=ctx.number(spec, "gain", where, default=base.gain if base else 1.0),
-            offset=ctx.number(spec, "offset", where, default=base.offset if base else 0.0),
+            gain=cal[-1].gain if cal else ctx.number(spec, "gain", where,
+                                                     default=base.gain if base else 1.0),
+            offset=cal[-1].offset if cal else ctx.number(spec, "offset", where,
+                                                         default=base.offset if base else 0.0),
+            calibration=cal,
         )
     except ValueError as e:
         raise ctx.fail(spec, None, where, str(e)) from e
@@ -246,6 +262,7 @@ def parse_registry(doc: Any, *, source: str = "<memory>") -> Registry:
             raise ctx.fail(d, None, where,
                            f"no metrics: declare them on the device or on kind '{kind}'")
         interval = ctx.number(d, "interval_s", where, default=kind_interval or 60.0, lo=0.001)
+        owner, contact, tags = parse_device_fields(ctx.fail, d, where)
         devices.append(Device(
             id=did, kind=kind, site=site,
             lat=ctx.number(d, "lat", where, lo=-90, hi=90,
@@ -253,7 +270,7 @@ def parse_registry(doc: Any, *, source: str = "<memory>") -> Registry:
             lon=ctx.number(d, "lon", where, lo=-180, hi=180,
                            default=site_obj.lon if site_obj else None),
             interval_s=interval, metrics=tuple(metrics.values()), name=str(d.get("name", "")),
-            params=_params(ctx, d, where),
+            params=_params(ctx, d, where), owner=owner, contact=contact, tags=tags,
         ))
     if not devices:
         raise RegistryError(f"{source}: the registry declares no devices")

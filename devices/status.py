@@ -1,0 +1,261 @@
+"""Runtime status per device: online/offline, last seen, last values, and the history of changes.
+
+Sources, all on the event loop thread:
+
+- `StatusStore.on_status` gets LWT messages (``<prefix>/<site>/<device>/status``, payload
+  ``online`` or ``offline``): a change is a transition with cause ``lwt``.
+- `StatusStore.on_stored` gets every batch after it was written, with the receive time of each
+  message: per device the newest receive time is its *last seen*, per series the reading with
+  the newest device timestamp is its *last value* (numpy over the whole batch). A device not
+  online is brought online (cause ``telemetry``) only by a message received after its last
+  transition, so telemetry that was still in flight when the LWT came does not revive it.
+- `StatusStore.sweep` marks offline (cause ``timeout``) every device not heard for
+  ``timeout_factor`` (2) x its ``interval_s``, counting from the later of its last seen, the
+  moment it came online, and the moment the store began listening (open, or the end of a hold).
+
+Time is the injected ``clock`` (ns since the epoch, the pipeline's clock). State lives in numpy
+arrays; SQLite (`devices.status_db`, ``<state_dir>/pantau.sqlite``) is written from one writer
+thread by `flush`, which sends only what changed since the last flush in one transaction, so
+the cost per flush is bounded by the number of devices and series, never by message count.
+On open, the saved state is loaded, so a restart keeps statuses, last values and history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import TypeVar
+
+import numpy as np
+
+from devices.series import SeriesTable
+from devices.status_db import HistoryRow, StatusDB
+from ingest.batch import TelemetryBatch
+
+log = logging.getLogger("pantau.status")
+
+STATUSES = ("unknown", "online", "offline")
+UNKNOWN, ONLINE, OFFLINE = 0, 1, 2
+CAUSES = ("", "lwt", "timeout", "telemetry")
+LWT, TIMEOUT, TELEMETRY = 1, 2, 3
+NEVER = np.iinfo(np.int64).min
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    device: str
+    ts_ns: int
+    status: str
+    cause: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceState:
+    """One device now; times are ns since the epoch or None. ``values``: metric -> (value,
+    device timestamp) of the newest stored reading."""
+
+    status: str
+    since_ns: int | None
+    cause: str
+    last_seen_ns: int | None
+    values: dict[str, tuple[float, int]]
+
+
+class StatusStore:
+    """Use as ``async with StatusStore(...)``; the sync methods are for the event loop thread
+    only, the async ones may run concurrently (their SQLite work is queued on one thread)."""
+
+    def __init__(self, path: str | Path, table: SeriesTable, *,
+                 clock: Callable[[], int] = time.time_ns, timeout_factor: float = 2.0,
+                 history_days: float = 90.0, max_pending_history: int = 100_000) -> None:
+        self.table, self._clock, self._factor = table, clock, timeout_factor
+        self._db = StatusDB(path)
+        self._history_ns = int(history_days * 86400e9)
+        self._index = {d.id: i for i, d in enumerate(table.devices)}
+        # (device, metric) -> series, derived series included (they are not in table.lookup)
+        self._sid = {(table.devices[int(di)].id, m): s
+                     for s, (di, m) in enumerate(zip(table.device_index, table.metric,
+                                                     strict=True))}
+        self._dev_sids: list[list[int]] = [[] for _ in table.devices]
+        for sid, di in enumerate(table.device_index.tolist()):
+            self._dev_sids[di].append(sid)
+        n, s = len(table.devices), len(table)
+        self._interval_ns = np.array([d.interval_s * 1e9 for d in table.devices], dtype=np.int64)
+        self._status = np.zeros(n, dtype=np.int8)
+        self._cause = np.zeros(n, dtype=np.int8)
+        self._since = np.full(n, NEVER, dtype=np.int64)
+        self._seen = np.full(n, NEVER, dtype=np.int64)
+        self._val_ts = np.full(s, NEVER, dtype=np.int64)
+        self._val = np.full(s, np.nan)
+        self._dirty_dev = np.zeros(n, dtype=bool)
+        self._dirty_series = np.zeros(s, dtype=bool)
+        self._pending: deque[HistoryRow] = deque(maxlen=max_pending_history)
+        self._listening_ns = 0
+        self._exec: ThreadPoolExecutor | None = None
+
+    @property
+    def path(self) -> Path:
+        return self._db.path
+
+    def sweep_period_s(self) -> float:
+        """How often to `sweep`: an eighth of the shortest timeout, within [0.2, 5] s."""
+        shortest = float(self._interval_ns.min()) / 1e9 * self._factor if len(self._seen) else 8
+        return min(5.0, max(0.2, shortest / 8))
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def __aenter__(self) -> StatusStore:
+        self._exec = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pantau-status")
+        now = self._clock()
+        self._listening_ns = now
+        loaded = await self._run(self._db.open, now - self._history_ns)
+        for dev, status, since, cause, seen in loaded.statuses:
+            i = self._index.get(dev)
+            if i is not None and status in STATUSES and cause in CAUSES:
+                self._status[i], self._cause[i] = STATUSES.index(status), CAUSES.index(cause)
+                self._since[i], self._seen[i] = since, seen
+        for dev, metric, ts, value in loaded.values:
+            sid = self._sid.get((dev, metric))
+            if sid is not None:
+                self._val_ts[sid], self._val[sid] = ts, value
+        return self
+
+    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        try:
+            await self.flush()
+            await self._run(self._db.close)
+        finally:
+            if self._exec is not None:
+                self._exec.shutdown(wait=True)
+                self._exec = None
+
+    async def _run(self, fn: Callable[..., R], *args: object) -> R:
+        """``fn(*args)`` on the writer thread (the only thread that touches SQLite)."""
+        if self._exec is None:
+            raise RuntimeError("the status store is not open (use `async with`)")
+        return await asyncio.get_running_loop().run_in_executor(self._exec, fn, *args)
+
+    # -- inputs (event loop thread) ----------------------------------------------------------
+    def _set(self, i: int, status: int, cause: int, at: int) -> None:
+        self._status[i], self._cause[i], self._since[i] = status, cause, at
+        self._dirty_dev[i] = True
+        if len(self._pending) == self._pending.maxlen:  # the database has been failing long
+            log.warning("status history backlog full: dropping the oldest pending transition")
+        self._pending.append((self.table.devices[i].id, at, STATUSES[status], CAUSES[cause]))
+
+    def on_status(self, topic: str, payload: bytes) -> None:
+        """An LWT/status message; unknown devices and payloads other than online/offline are
+        ignored."""
+        parts = topic.split("/")
+        i = self._index.get(parts[-2]) if len(parts) >= 3 and parts[-1] == "status" else None
+        text = payload.decode("utf-8", "replace").strip().lower()
+        new = ONLINE if "online" in text else OFFLINE if "offline" in text else UNKNOWN
+        if i is not None and new != UNKNOWN and new != self._status[i]:
+            self._set(i, new, LWT, self._clock())
+
+    def on_stored(self, batch: TelemetryBatch, received_ns: Sequence[int]) -> None:
+        """A batch was written; ``received_ns[m]`` is when message ``m`` (``batch.origin``)
+        arrived. Rows of any status count as heard; only stored (OK) rows become last values."""
+        series, n_series = batch.series, len(self.table)
+        known = (series >= 0) & (series < n_series)
+        heard = known & (batch.origin >= 0)
+        if heard.any():
+            rec = np.asarray(received_ns, dtype=np.int64)[batch.origin[heard]]
+            newest = np.full(len(self._seen), NEVER, dtype=np.int64)
+            np.maximum.at(newest, self.table.device_index[series[heard]], rec)
+            self._dirty_dev |= newest > self._seen
+            np.maximum(self._seen, newest, out=self._seen)
+            revive = (newest > NEVER) & (self._status != ONLINE) & (newest > self._since)
+            for i in np.flatnonzero(revive).tolist():
+                self._set(i, ONLINE, TELEMETRY, int(newest[i]))
+        ok = np.flatnonzero(known & batch.ok)
+        if len(ok):
+            s, ts = series[ok], batch.ts_ns[ok]
+            order = np.lexsort((ts, s))
+            s_sorted = s[order]
+            last = ok[order[np.append(s_sorted[1:] != s_sorted[:-1], True)]]
+            sid, ts_last = series[last], batch.ts_ns[last]
+            newer = ts_last >= self._val_ts[sid]
+            sid = sid[newer]
+            self._val_ts[sid], self._val[sid] = ts_last[newer], batch.value[last[newer]]
+            self._dirty_series[sid] = True
+
+    def sweep(self, *, hold: bool = False) -> int:
+        """Mark offline (cause ``timeout``) every device silent for too long; return how many.
+        ``hold=True`` (e.g. while the database refuses writes, so nothing counts as heard)
+        marks nobody and restarts every device's grace period."""
+        now = self._clock()
+        if hold:
+            self._listening_ns = now
+            return 0
+        ref = np.maximum(self._seen, self._listening_ns)
+        ref = np.maximum(ref, np.where(self._status == ONLINE, self._since, NEVER))
+        late = (self._status != OFFLINE) & (now - ref > self._interval_ns * self._factor)
+        for i in np.flatnonzero(late).tolist():
+            self._set(i, OFFLINE, TIMEOUT, now)
+        return int(np.count_nonzero(late))
+
+    # -- persistence -------------------------------------------------------------------------
+    async def flush(self) -> None:
+        """Write what changed since the last flush, in one transaction on the writer thread.
+        On a database error the changes stay pending for the next flush (and it raises)."""
+        devs = np.flatnonzero(self._dirty_dev)
+        sids = np.flatnonzero(self._dirty_series)
+        history = list(self._pending)
+        if not (len(devs) or len(sids) or history):
+            return
+        self._dirty_dev[devs] = False
+        self._dirty_series[sids] = False
+        self._pending.clear()
+        ids = [d.id for d in self.table.devices]
+        statuses = [(ids[i], STATUSES[self._status[i]], int(self._since[i]),
+                     CAUSES[self._cause[i]], int(self._seen[i])) for i in devs.tolist()]
+        di = self.table.device_index
+        values = [(ids[di[s]], self.table.metric[s], int(self._val_ts[s]), float(self._val[s]))
+                  for s in sids.tolist()]
+        try:
+            await self._run(self._db.write, statuses, values, history)
+        except BaseException:
+            self._dirty_dev[devs] = True
+            self._dirty_series[sids] = True
+            self._pending.extendleft(reversed(history))
+            raise
+
+    async def run(self, hold: Callable[[], bool] = lambda: False) -> None:
+        """Sweep and flush every `sweep_period_s` until cancelled (then the caller closes)."""
+        while True:
+            await asyncio.sleep(self.sweep_period_s())
+            self.sweep(hold=hold())
+            try:
+                await self.flush()
+            except Exception as e:  # keep serving from memory; retried next period
+                log.error("cannot write device status to %s: %s", self.path, e)
+
+    # -- reads -------------------------------------------------------------------------------
+    def state(self, device_id: str) -> DeviceState | None:
+        i = self._index.get(device_id)
+        if i is None:
+            return None
+        values = {self.table.metric[s]: (float(self._val[s]), int(self._val_ts[s]))
+                  for s in self._dev_sids[i] if self._val_ts[s] != NEVER}
+        since, seen = int(self._since[i]), int(self._seen[i])
+        return DeviceState(STATUSES[self._status[i]], None if since == NEVER else since,
+                           CAUSES[self._cause[i]], None if seen == NEVER else seen, values)
+
+    def status(self, device_id: str) -> str:
+        i = self._index.get(device_id)
+        return "unknown" if i is None else STATUSES[self._status[i]]
+
+    async def history(self, device_id: str, limit: int = 100) -> list[Transition]:
+        """The device's transitions, newest first (pending ones are flushed first)."""
+        await self.flush()
+        rows = await self._run(self._db.history, device_id, limit)
+        return [Transition(*r) for r in rows]

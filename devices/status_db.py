@@ -1,0 +1,98 @@
+"""The SQLite side of the device status store: schema, load, batched writes, history reads.
+
+`StatusDB` is synchronous and not thread-safe: `devices.status.StatusStore` calls it from one
+dedicated writer thread only, so the event loop never waits on SQLite. The file is in WAL mode
+(readers never block the writer; a crash loses at most the last uncommitted batch), and every
+`write` is one transaction of three ``executemany`` calls, however many devices changed.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS device_status (
+    device TEXT PRIMARY KEY, status TEXT NOT NULL, since_ns INTEGER NOT NULL,
+    cause TEXT NOT NULL, last_seen_ns INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS last_value (
+    device TEXT NOT NULL, metric TEXT NOT NULL, ts_ns INTEGER NOT NULL, value REAL NOT NULL,
+    PRIMARY KEY (device, metric)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS status_history (
+    device TEXT NOT NULL, ts_ns INTEGER NOT NULL, status TEXT NOT NULL, cause TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS status_history_by_device ON status_history (device, ts_ns);
+"""
+
+#: (device, status, since_ns, cause, last_seen_ns)
+StatusRow = tuple[str, str, int, str, int]
+#: (device, metric, ts_ns, value)
+ValueRow = tuple[str, str, int, float]
+#: (device, ts_ns, status, cause)
+HistoryRow = tuple[str, int, str, str]
+
+
+@dataclass(slots=True)
+class Loaded:
+    """What a previous run left: current status rows and last values."""
+
+    statuses: list[StatusRow] = field(default_factory=list)
+    values: list[ValueRow] = field(default_factory=list)
+
+
+class StatusDB:
+    """One SQLite connection; every method runs on the store's writer thread."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._conn: sqlite3.Connection | None = None
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise RuntimeError(f"{self.path}: the status database is not open")
+        return self._conn
+
+    def open(self, prune_before_ns: int = 0) -> Loaded:
+        """Create the file and schema when missing, drop history older than
+        ``prune_before_ns``, and return the saved state."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._conn = conn
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable at checkpoints
+        conn.execute("PRAGMA busy_timeout=5000")
+        conn.executescript(SCHEMA)
+        with conn:
+            conn.execute("BEGIN")
+            conn.execute("DELETE FROM status_history WHERE ts_ns < ?", (prune_before_ns,))
+        return Loaded(
+            statuses=conn.execute("SELECT device, status, since_ns, cause, last_seen_ns "
+                                  "FROM device_status").fetchall(),
+            values=conn.execute("SELECT device, metric, ts_ns, value FROM last_value").fetchall())
+
+    def write(self, statuses: list[StatusRow], values: list[ValueRow],
+              history: list[HistoryRow]) -> None:
+        """Upsert statuses and last values, append history: one transaction."""
+        conn = self.conn
+        with conn:
+            conn.execute("BEGIN")
+            conn.executemany(
+                "INSERT INTO device_status VALUES (?, ?, ?, ?, ?) ON CONFLICT (device) DO UPDATE "
+                "SET status=excluded.status, since_ns=excluded.since_ns, cause=excluded.cause, "
+                "last_seen_ns=excluded.last_seen_ns", statuses)
+            conn.executemany(
+                "INSERT INTO last_value VALUES (?, ?, ?, ?) ON CONFLICT (device, metric) "
+                "DO UPDATE SET ts_ns=excluded.ts_ns, value=excluded.value", values)
+            conn.executemany("INSERT INTO status_history VALUES (?, ?, ?, ?)", history)
+
+    def history(self, device: str, limit: int) -> list[HistoryRow]:
+        """A device's transitions, newest first."""
+        return self.conn.execute(
+            "SELECT device, ts_ns, status, cause FROM status_history WHERE device = ? "
+            "ORDER BY ts_ns DESC, rowid DESC LIMIT ?", (device, limit)).fetchall()
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
