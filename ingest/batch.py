@@ -16,8 +16,15 @@ F64 = npt.NDArray[np.float64]
 U8 = npt.NDArray[np.uint8]
 U16 = npt.NDArray[np.uint16]
 
-# Quality flags (bit set in `TelemetryBatch.flags`): the reading is kept but marked.
-FLAG_OUT_OF_RANGE = np.uint16(1 << 0)
+# Quality flags (bits of `TelemetryBatch.flags`): the reading is kept but marked. Stored as
+# the field ``<metric>_q`` (the bits as a number) beside the reading when any is set.
+FLAG_OUT_OF_RANGE = np.uint16(1 << 0)   # outside the metric's valid range (range_mode "flag")
+FLAG_STUCK = np.uint16(1 << 8)          # flatline: unchanged for too long (processors.quality)
+FLAG_SPIKE = np.uint16(1 << 9)          # a jump faster than physics allows (processors.quality)
+FLAG_GAP = np.uint16(1 << 10)           # came after missed reports (processors.quality)
+FLAG_ANOMALY = np.uint16(1 << 11)       # |EWMA z-score| at or above the threshold (anomaly)
+FLAGS = {"out_of_range": FLAG_OUT_OF_RANGE, "stuck": FLAG_STUCK, "spike": FLAG_SPIKE,
+         "gap": FLAG_GAP, "anomaly": FLAG_ANOMALY}
 
 
 @dataclass(frozen=True, slots=True)

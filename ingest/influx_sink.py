@@ -28,6 +28,12 @@ a non-finite OK value                no         ``status`` None: a broken invari
 
 So ``retryable=False`` means exactly "bad data" and ``True`` means "retry later".
 `ping()` checks that the server answers (raising the same `SinkError`), for readiness.
+
+Tiers: `write_tier` makes one attempt to write a `processors.domain.derived.Tier` (encoded by
+`TierEncoder`) into retention policy ``tier_<label>`` (v1, same database) or bucket
+``<bucket>_<label>`` (v2), label ``1m``/``1h`` from the resolution. Its errors map as above,
+except that a missing retention policy or bucket is ``retryable=False`` (a setup step was
+skipped; the caller skips the tier rather than hold back the readings).
 """
 
 from __future__ import annotations
@@ -46,8 +52,10 @@ from influxdb_client.rest import ApiException
 from devices.series import SeriesTable
 from ingest.batch import TelemetryBatch
 from ingest.errors import SinkError
-from ingest.lineproto import LineEncoder
+from ingest.lineproto import LineEncoder, TierEncoder
 from pantau.settings import InfluxSettings
+from processors.domain.derived import Tier
+from processors.windows import window_label
 
 BAD_DATA = frozenset({400, 413, 422})
 _CONFIG = {401: "authentication failed", 403: "not allowed", 404: "not found"}
@@ -82,10 +90,37 @@ def transport_error(e: BaseException, where: str) -> SinkError:
     return SinkError(f"{where} {kind}: {type(e).__name__}: {e}", retryable=True)
 
 
+def tier_target(settings: InfluxSettings, resolution_s: int) -> str:
+    """Retention policy (v1) or bucket (v2) of the tier of ``resolution_s`` seconds."""
+    label = window_label(resolution_s)
+    return f"{settings.bucket}_{label}" if settings.api == "v2" else f"tier_{label}"
+
+
+def tier_setup(settings: InfluxSettings, resolution_s: int) -> str:
+    """How to create the tier's target (what an operator with admin rights runs once)."""
+    target = tier_target(settings, resolution_s)
+    if settings.api == "v2":
+        return f"influx bucket create --org {settings.org} --name {target} --retention 0"
+    return f'CREATE RETENTION POLICY "{target}" ON "{settings.database}" DURATION INF REPLICATION 1'
+
+
 class _Base:
     def __init__(self, settings: InfluxSettings, table: SeriesTable) -> None:
         self.settings = settings
         self.encoder = LineEncoder(table)
+        self.tier_encoder = TierEncoder(table)
+
+    def _tier_body(self, tier: Tier, where: str) -> bytes:
+        try:
+            return self.tier_encoder.encode(tier)
+        except ValueError as e:
+            raise SinkError(f"{where}: cannot encode: {e}", retryable=False) from e
+
+    def _missing_tier(self, e: SinkError, tier: Tier) -> SinkError:
+        fix = tier_setup(self.settings, tier.resolution_s)
+        return SinkError(f"{e}; the tier {tier_target(self.settings, tier.resolution_s)!r} does "
+                         f"not exist: create it once with `{fix}`", retryable=False,
+                         status=e.status)
 
     def _body(self, batch: TelemetryBatch, where: str) -> bytes:
         try:
@@ -130,19 +165,31 @@ class InfluxV1Sink(_Base):
         return self._session
 
     async def write(self, batch: TelemetryBatch) -> None:
-        body = self._body(batch, self._where)
+        await self._post(self._body(batch, self._where), self._params, self._where)
+
+    async def write_tier(self, tier: Tier) -> None:
+        rp = tier_target(self.settings, tier.resolution_s)
+        where = f"{self._where} retention policy {rp!r}"
+        try:
+            await self._post(self._tier_body(tier, where), {**self._params, "rp": rp}, where)
+        except SinkError as e:
+            if "retention policy not found" in str(e):
+                raise self._missing_tier(e, tier) from e
+            raise
+
+    async def _post(self, body: bytes, params: dict[str, str], where: str) -> None:
         if not body:
             return
         try:
-            async with self._http().post(f"{self._url}/write", params=self._params,
+            async with self._http().post(f"{self._url}/write", params=params,
                                          data=body) as resp:
                 if resp.status // 100 == 2:
                     return
                 text = await resp.text(errors="replace")
-                raise http_error(resp.status, _json_error(text), resp.headers, self._where,
+                raise http_error(resp.status, _json_error(text), resp.headers, where,
                                  self._fix)
         except (aiohttp.ClientError, TimeoutError, OSError) as e:
-            raise transport_error(e, self._where) from e
+            raise transport_error(e, where) from e
 
     async def ping(self) -> None:
         """GET /ping: returns when the server answers 2xx, else raises `SinkError`."""
@@ -192,19 +239,30 @@ class InfluxV2Sink(_Base):
             self._client = self._write_api = None
 
     async def write(self, batch: TelemetryBatch) -> None:
-        body = self._body(batch, self._where)
+        await self._post(self._body(batch, self._where), self.settings.bucket, self._where)
+
+    async def write_tier(self, tier: Tier) -> None:
+        bucket = tier_target(self.settings, tier.resolution_s)
+        where = f"InfluxDB {self.settings.url.rstrip('/')} bucket {bucket!r}"
+        try:
+            await self._post(self._tier_body(tier, where), bucket, where)
+        except SinkError as e:
+            if e.status == 404:
+                raise self._missing_tier(e, tier) from e
+            raise
+
+    async def _post(self, body: bytes, bucket: str, where: str) -> None:
         if not body:
             return
         if self._write_api is None:
             raise RuntimeError("use the sink as `async with sink:` before writing")
         try:
-            await self._write_api.write(bucket=self.settings.bucket, org=self.settings.org,
-                                        record=body,
+            await self._write_api.write(bucket=bucket, org=self.settings.org, record=body,
                                         write_precision=WritePrecision.NS)  # type: ignore[arg-type]
         except ApiException as e:
-            raise self._api_error(e) from e
+            raise self._api_error(e, where) from e
         except (aiohttp.ClientError, TimeoutError, OSError) as e:
-            raise transport_error(e, self._where) from e
+            raise transport_error(e, where) from e
 
     async def ping(self) -> None:
         """GET /ping through the client: returns when it answers, else raises `SinkError`."""
@@ -217,13 +275,14 @@ class InfluxV2Sink(_Base):
         except (aiohttp.ClientError, TimeoutError, OSError) as e:
             raise transport_error(e, self._where) from e
 
-    def _api_error(self, e: ApiException) -> SinkError:
+    def _api_error(self, e: ApiException, where: str | None = None) -> SinkError:
+        where = where or self._where
         status = int(e.status or 0)
         if not status:                                   # no response: the client's own error
-            return SinkError(f"{self._where}: {e.reason}", retryable=True)
+            return SinkError(f"{where}: {e.reason}", retryable=True)
         headers = {str(k): str(v) for k, v in dict(e.headers or {}).items()}
         detail = str(getattr(e, "message", "") or e.reason or "")
-        return http_error(status, detail, headers, self._where, self._fix)
+        return http_error(status, detail, headers, where, self._fix)
 
 
 InfluxSink = InfluxV1Sink | InfluxV2Sink
@@ -235,4 +294,4 @@ def make_sink(settings: InfluxSettings, table: SeriesTable) -> InfluxSink:
 
 
 __all__ = ["BAD_DATA", "InfluxSink", "InfluxV1Sink", "InfluxV2Sink", "http_error", "make_sink",
-           "retry_after_s", "transport_error"]
+           "retry_after_s", "tier_setup", "tier_target", "transport_error"]

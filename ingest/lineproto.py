@@ -28,13 +28,18 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Sequence
 from functools import partial
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 from devices.series import SeriesTable
 from ingest.batch import TelemetryBatch
+
+if TYPE_CHECKING:
+    from processors.domain.derived import Tier
 
 U8M = npt.NDArray[np.uint8]
 _I64 = npt.NDArray[np.int64]
@@ -165,24 +170,30 @@ def format_floats(v: npt.NDArray[np.float64]) -> U8M:
 
 
 class LineEncoder:
-    """Line protocol for the batches of one `SeriesTable` (see the module docstring)."""
+    """Line protocol for the batches of one `SeriesTable` (see the module docstring).
 
-    def __init__(self, table: SeriesTable) -> None:
+    ``fields`` optionally renames the field of each series (default: its metric); `TierEncoder`
+    uses it to give one source series several fields."""
+
+    def __init__(self, table: SeriesTable, *, series: Sequence[int] | None = None,
+                 fields: Sequence[str] | None = None) -> None:
+        ids = list(range(len(table))) if series is None else list(series)
+        names = [table.metric[s] for s in ids] if fields is None else list(fields)
         heads: list[bytes] = []
-        for s in range(len(table)):
+        for s, name in zip(ids, names, strict=True):
             d = table.devices[int(table.device_index[s])]
-            field = escape_key(table.metric[s]).encode()
+            field = escape_key(name).encode()
             prefix = (f"{escape_measurement(d.kind)},device={escape_key(d.id)},"
                       f"site={escape_key(d.site)} ").encode()
             heads += [b"," + field + b"=", prefix + field + b"="]
         width = max((len(h) for h in heads), default=1)
         self._heads: U8M = (np.array(heads, dtype=f"S{width}").view(np.uint8)
                             .reshape(-1, width))
-        self._device: npt.NDArray[np.int32] = table.device_index.astype(np.int32)
+        self._device: npt.NDArray[np.int32] = table.device_index[ids].astype(np.int32)
         # fields of a line in name order, the order InfluxDB's own writers use
-        self._rank = np.empty(len(table), dtype=np.int32)
-        self._rank[sorted(range(len(table)), key=lambda s: table.metric[s])] = np.arange(
-            len(table), dtype=np.int32)
+        self._rank = np.empty(len(ids), dtype=np.int32)
+        self._rank[sorted(range(len(ids)), key=lambda i: names[i])] = np.arange(
+            len(ids), dtype=np.int32)
 
     def encode(self, batch: TelemetryBatch) -> bytes:
         """The OK rows of ``batch`` as line protocol (``b""`` when there are none)."""
@@ -232,6 +243,34 @@ class LineEncoder:
         tail[:, -1] = ord("\n")
         m[end, head_w + val_w:] = tail
         return bytes(m[m != 0].tobytes())
+
+
+TIER_STATS = ("mean", "min", "max", "count")
+
+
+class TierEncoder:
+    """Line protocol for downsampled tiers (`processors.domain.derived.Tier`): one line per
+    (device, bucket start) with fields ``<metric>_mean``, ``_min``, ``_max`` and ``_count``
+    (float) for each of the device's series in the tier, in the same measurement and tags as
+    the raw readings."""
+
+    def __init__(self, table: SeriesTable) -> None:
+        raw = range(table.raw)
+        k = len(TIER_STATS)
+        self._lines = LineEncoder(table, series=[s for s in raw for _ in TIER_STATS],
+                                  fields=[f"{table.metric[s]}_{st}" for s in raw
+                                          for st in TIER_STATS])
+        self._k = k
+
+    def encode(self, tier: Tier) -> bytes:
+        n, k = len(tier), self._k
+        if n == 0:
+            return b""
+        series = (tier.series.astype(np.int32)[:, None] * np.int32(k)
+                  + np.arange(k, dtype=np.int32)).ravel().astype(np.int32)
+        value = np.stack([tier.mean, tier.min, tier.max, tier.count.astype(np.float64)],
+                         axis=1).ravel()
+        return self._lines._encode(np.repeat(tier.ts_ns, k), series, value)
 
 
 def encode_naive(table: SeriesTable, batch: TelemetryBatch) -> bytes:

@@ -1,7 +1,8 @@
 """The pipeline: messages in, batches sealed, processed, written, dead-lettered, acknowledged.
 
     on_message (event loop, sync) -> RowBuffer -> seal (size or age) -> bounded deque
-        -> writer: processors -> sink (retry, split refused batches) -> dead letters -> acks
+        -> writer: processors -> sink: readings + derived rows in one write (retry, split
+           refused batches) -> tiers -> dead letters -> state snapshot (when due) -> acks
 
 Guarantees:
 - A message is acknowledged only after every reading it carried was written (2xx) or
@@ -14,6 +15,14 @@ Guarantees:
 - Retryable write errors are retried forever with jittered exponential backoff (honouring
   Retry-After); a refused batch (4xx) is split until the refused readings are isolated and
   dead-lettered as ``refused_by_database``.
+- Derived rows (`processors.Chain.run`: flood stage, indices, z-scores, ``<metric>_q``) are
+  written in the same request as the readings they come from, so one acknowledgement covers
+  both; they have origin -1 and are not readings (counted apart; a refused one is counted and
+  logged, not dead-lettered). Tiers are written next, with the same retries; a tier whose
+  retention policy or bucket is missing is skipped (counted, logged with the fix), since
+  tiers can be rebuilt from the readings while holding the readings back cannot be undone.
+- Processor state is saved (`StateFile`) after the writes and before the acks, at most every
+  ``snapshot_interval_s`` and after `drain`; `restore_state` loads it on start.
 """
 
 from __future__ import annotations
@@ -23,8 +32,9 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Protocol
 
 import numpy as np
@@ -34,17 +44,41 @@ from ingest.deadletter import DeadLetter, DeadLetterRecord, Rejected
 from ingest.decode import Decoder, Note, RowBuffer
 from ingest.errors import SinkError
 from ingest.reasons import DESCRIPTIONS, Reason
-from pantau.metrics import DELAY_BUCKETS, SIZE_BUCKETS, Metrics
-from processors import Processor
+from ingest.snapshot import StateFile
+from pantau.metrics import DELAY_BUCKETS, HELP, SIZE_BUCKETS, Metrics
+from processors import Chain, ProcessorError
+from processors.domain.derived import Tier
 
 log = logging.getLogger("pantau.pipeline")
 
+# The domain stage's metrics (to move into pantau.metrics.HELP with the next edit there).
+HELP.update({
+    "pantau_derived_written_total": ("counter", "Derived values (flood stage, indices, "
+                                     "z-scores, quality flags) written beside the readings."),
+    "pantau_derived_refused_total": ("counter", "Derived values the database refused (logged, "
+                                     "not dead-lettered: they are not readings)."),
+    "pantau_tier_points_written_total": ("counter", "Downsampled tier rows written, by "
+                                         "resolution."),
+    "pantau_tier_writes_skipped_total": ("counter", "Tier writes skipped because the database "
+                                         "refused them or the tier's retention policy or bucket "
+                                         "is missing, by resolution."),
+    "pantau_quality_flags_total": ("counter", "Readings flagged by the quality processor, by "
+                                   "kind (stuck, spike, gap; missed = reports counted missing)."),
+    "pantau_process_seconds": ("histogram", "Time spent in the processor chain per batch."),
+    "pantau_state_snapshots_total": ("counter", "Processor state snapshots saved."),
+    "pantau_state_snapshot_errors_total": ("counter", "Processor state snapshots that failed "
+                                           "(logged; ingest goes on)."),
+    "pantau_state_snapshot_seconds": ("histogram", "Duration of a state snapshot."),
+    "pantau_state_snapshot_bytes": ("gauge", "Size of the last state snapshot."),
+})
+
 
 class Sink(Protocol):
-    """Used as ``async with``; `write` is never called concurrently and makes one attempt,
-    raising `SinkError` (``retryable`` says whether to try the same batch again)."""
+    """Used as ``async with``; `write` and `write_tier` are never called concurrently and make
+    one attempt each, raising `SinkError` (``retryable`` says whether to try again)."""
 
     async def write(self, batch: TelemetryBatch) -> None: ...
+    async def write_tier(self, tier: Tier) -> None: ...
 
 
 class Broker(Protocol):
@@ -98,17 +132,22 @@ class RateLimitedLog:
 class Pipeline:
     """Owns batching and the single writer. `on_message` runs on the event loop thread."""
 
-    def __init__(self, *, decoder: Decoder, chain: Processor, sink: Sink,
+    def __init__(self, *, decoder: Decoder, chain: Chain, sink: Sink,
                  deadletter: DeadLetter, metrics: Metrics, broker: Broker,
                  batch_size: int = 5000, flush_interval_s: float = 0.25,
                  pending_batches: int = 4, max_unacked: int = 20000,
                  retry_min_s: float = 0.2, retry_max_s: float = 15.0,
                  clock: Callable[[], int] = time.time_ns,
                  on_status: Callable[[str, bytes], None] | None = None,
-                 on_stored: Callable[[TelemetryBatch, list[int]], None] | None = None) -> None:
+                 on_stored: Callable[[TelemetryBatch, list[int]], None] | None = None,
+                 state_file: StateFile | None = None,
+                 snapshot_interval_s: float = 5.0) -> None:
         """``on_stored(batch, received_ns)``: after a batch was written and dead-lettered,
         before its acks; ``received_ns[batch.origin]`` is each row's receive time."""
         self._decoder, self._chain, self._sink, self._dl = decoder, chain, sink, deadletter
+        self._state_file, self._snapshot_s = state_file, snapshot_interval_s
+        self._state_dirty = False
+        self._last_snapshot = time.monotonic()
         self._m, self._broker, self._clock = metrics, broker, clock
         self._batch_size, self._flush_s, self._max_pending = batch_size, flush_interval_s, \
             pending_batches
@@ -138,6 +177,8 @@ class Pipeline:
         self._h_batch = m.histogram("pantau_batch_readings", SIZE_BUCKETS)
         self._h_write = m.histogram("pantau_write_seconds")
         self._h_delay = m.histogram("pantau_ingest_delay_seconds", DELAY_BUCKETS)
+        self._c_derived = m.counter("pantau_derived_written_total")
+        self._h_process = m.histogram("pantau_process_seconds")
 
     # -- intake (sync, on the event loop) -------------------------------------------------
     def on_message(self, topic: str, payload: bytes, mid: int, generation: int) -> None:
@@ -225,20 +266,83 @@ class Pipeline:
             self._update_pause()
 
     async def drain(self) -> None:
-        """Seal the open batch and wait until everything sealed is written and acknowledged."""
+        """Seal the open batch, wait until everything sealed is written and acknowledged,
+        then save the processors' state."""
         self._seal()
         await self._idle.wait()
+        await self._snapshot(force=True)
+
+    # -- processor state --------------------------------------------------------------------
+    def restore_state(self) -> None:
+        """Load the processors' state snapshot, if any (before the first batch). A snapshot
+        of other series or another chain is set aside (renamed ``*.stale``), not used."""
+        if self._state_file is None or not self._chain.stateful:
+            return
+        path = self._state_file.path
+        try:
+            state = self._state_file.load()
+            if state is None:
+                log.info("no processor state in %s: starting fresh", path)
+                return
+            restored = self._chain.restore(state)
+        except (OSError, ValueError, KeyError, ProcessorError) as e:
+            stale = path.with_name(path.name + ".stale")
+            log.warning("cannot restore processor state from %s (%s): starting fresh; the old "
+                        "file is kept as %s", path, e, stale)
+            if path.exists():
+                path.replace(stale)
+            return
+        self._publish_counts()
+        log.info("restored processor state (%s) from %s", ", ".join(restored), path)
+
+    async def _snapshot(self, *, force: bool = False) -> None:
+        if self._state_file is None or not self._state_dirty:
+            return
+        now = time.monotonic()
+        if not force and now - self._last_snapshot < self._snapshot_s:
+            return
+        t0 = time.perf_counter()
+        try:
+            # The writer awaits the save, so no batch mutates the arrays meanwhile.
+            size = await asyncio.to_thread(self._state_file.save, self._chain.state())
+        except (OSError, ValueError) as e:
+            self._m.counter("pantau_state_snapshot_errors_total").inc()
+            self._rlog.warning("state", "cannot save processor state to %s: %s",
+                               self._state_file.path, e)
+            return
+        self._last_snapshot, self._state_dirty = now, False
+        self._m.counter("pantau_state_snapshots_total").inc()
+        self._m.histogram("pantau_state_snapshot_seconds").observe(time.perf_counter() - t0)
+        self._m.gauge("pantau_state_snapshot_bytes").set(size)
+
+    def _publish_counts(self) -> None:
+        for kind, n in self._chain.counts().items():
+            self._m.counter("pantau_quality_flags_total", kind=kind).value = n
 
     async def _handle(self, sealed: Sealed) -> None:
-        batch = self._chain.process(sealed.batch)
+        t0 = time.perf_counter()
+        out = self._chain.run(sealed.batch)
+        self._h_process.observe(time.perf_counter() - t0)
+        self._state_dirty = True
+        batch = out.batch
         stored = batch.ok
-        refused = await self._write(batch.take(stored))
-        if refused.any():
-            idx = np.flatnonzero(stored)[refused]
+        raw = batch.take(stored)
+        n_raw, n_derived = len(raw), len(out.derived)
+        refused = await self._write(TelemetryBatch.concat([raw, out.derived]) if n_derived
+                                    else raw)
+        if refused[:n_raw].any():
+            idx = np.flatnonzero(stored)[refused[:n_raw]]
             status = batch.status.copy()
             status[idx] = Reason.REFUSED_BY_DATABASE
             batch = TelemetryBatch(batch.ts_ns, batch.series, batch.value, batch.flags, status,
                                    batch.origin)
+        n_refused_derived = int(np.count_nonzero(refused[n_raw:]))
+        self._c_derived.inc(n_derived - n_refused_derived)
+        if n_refused_derived:
+            self._m.counter("pantau_derived_refused_total").inc(n_refused_derived)
+        for tier in out.tiers:
+            await self._write_tier(tier)
+        self._publish_counts()
         records = self._records(sealed, batch)
         while True:
             try:
@@ -248,6 +352,7 @@ class Pipeline:
                 log.error("cannot write the dead-letter file %s: %s; retrying", self._dl.path, e)
                 await asyncio.sleep(self._retry_max)
         self._m.counter("pantau_deadletter_records_total").inc(len(records))
+        await self._snapshot()
         written = batch.ok & (batch.origin >= 0)
         n_written = int(np.count_nonzero(written))
         if n_written:
@@ -298,6 +403,18 @@ class Pipeline:
         return DeadLetterRecord(topic, sealed.payloads[origin], sealed.received_ns[origin],
                                 reason, detail, readings)
 
+    async def _write_tier(self, tier: Tier) -> None:
+        if len(tier) == 0:
+            return
+        res = str(tier.resolution_s)
+        try:
+            await self._write_retrying(lambda: self._sink.write_tier(tier))
+        except SinkError as e:
+            self._m.counter("pantau_tier_writes_skipped_total", resolution=res).inc()
+            self._rlog.warning(f"tier-{res}", "tier not written: %s", e)
+            return
+        self._m.counter("pantau_tier_points_written_total", resolution=res).inc(len(tier))
+
     async def _write(self, batch: TelemetryBatch) -> np.ndarray:
         """Write with retries; split on refusal. Returns the mask of refused rows."""
         refused = np.zeros(len(batch), dtype=bool)
@@ -307,8 +424,9 @@ class Pipeline:
         stack = [np.arange(len(batch))]
         while stack:
             idx = stack.pop()
+            part = batch if len(idx) == len(batch) else batch.take(idx)
             try:
-                await self._write_retrying(batch if len(idx) == len(batch) else batch.take(idx))
+                await self._write_retrying(partial(self._sink.write, part))
             except SinkError as e:
                 if len(idx) == 1:
                     refused[idx] = True
@@ -319,12 +437,13 @@ class Pipeline:
                     stack.extend((idx[half:], idx[:half]))
         return refused
 
-    async def _write_retrying(self, batch: TelemetryBatch) -> None:
+    async def _write_retrying(self, attempt: Callable[[], Awaitable[None]]) -> None:
+        """Make ``attempt`` until it succeeds; re-raise a non-retryable `SinkError`."""
         delay = self._retry_min
         while True:
             t0 = time.perf_counter()
             try:
-                await self._sink.write(batch)
+                await attempt()
             except SinkError as e:
                 if not e.retryable:
                     raise

@@ -139,8 +139,11 @@ class IngestSettings:
     max_future_s: float = _f(300.0, "Readings dated further ahead than this are rejected "
                              "(`ts_in_future`): a device clock gone wrong.")
     max_age_s: float = _f(30 * 86400.0, "Readings older than this are rejected (`ts_too_old`).")
-    processors: tuple[str, ...] = _f(("calibration", "range_check", "dedupe"),
-                                     "The processor chain, in order (see `processors.PROCESSORS`).")
+    processors: tuple[str, ...] = _f(
+        ("calibration", "range_check", "dedupe", "quality", "flood", "aqi", "anomaly", "tiers"),
+        "The processor chain, in order (see `processors.PROCESSORS`; `windows` is optional). "
+        "Derived values (flood stage, air-quality index, z-score, ...) are stored beside the "
+        "readings; the README's InfluxDB schema lists them.")
     range_mode: str = _f("reject", "Out-of-range readings: `reject` (dead-letter) or `flag` "
                          "(store with quality flag).")
     pending_batches: int = _f(4, "Sealed batches waiting for the writer before reading pauses.")
@@ -151,6 +154,57 @@ class IngestSettings:
         if self.range_mode not in ("reject", "flag"):
             raise SettingsError(f"ingest.range_mode must be 'reject' or 'flag', "
                                 f"not {self.range_mode!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessorSettings:
+    snapshot_interval_s: float = _f(
+        5.0, "Stateful processors (flood stages, windows, EWMA, ...) save their state to "
+        "`<state_dir>/processors.npz` (atomically, after a batch is written and before it is "
+        "acknowledged) at most this often, and on a clean stop; it is restored on start. 0: "
+        "after every batch, so that even a kill -9 loses no state (costs a file write per "
+        "batch).")
+    aqi_standard: str = _f("ispu", "`ispu` (Indonesia, P.14/2020) or `aqi` (US EPA, May 2024): "
+                           "names the derived fields (`ispu`, `ispu_category`, ...).")
+    aqi_pm25_table: str = _f("2024", "EPA only: PM2.5 breakpoints `2024` or `pre2024`.")
+    aqi_max_age_s: float = _f(3 * 3600.0, "A pollutant's sub-index older than this no longer "
+                              "counts towards a station's index.")
+    flood_hysteresis_cm: float = _f(5.0, "A flood stage is left only this far below its "
+                                    "threshold (a gauge's `params.hysteresis_cm` wins).")
+    flood_min_duration_s: float = _f(300.0, "A flood stage is entered once the level stayed "
+                                     "above its threshold this long (`params.min_duration_s`).")
+    flood_rise_window_s: float = _f(1800.0, "Window of the least-squares rate of rise "
+                                    "`level_rise_cm_h` (`params.rise_window_s` wins).")
+    quality_gap_factor: float = _f(2.0, "A reading later than this many device intervals "
+                                   "after the previous one is flagged as a gap.")
+    anomaly_alpha: float = _f(0.05, "EWMA weight of each new reading (0..1).")
+    anomaly_threshold: float = _f(4.0, "Absolute z-score at or above which a reading is flagged "
+                                  "anomalous.")
+    anomaly_warmup: int = _f(20, "Readings a series needs before it gets a z-score.")
+    anomaly_metrics: tuple[str, ...] = _f((), "Metrics that get a z-score (empty: all).")
+    windows_s: tuple[int, ...] = _f((300, 3600), "`windows` processor: rolling windows in "
+                                    "seconds (fields `<metric>_<stat>_5m`, ...).")
+    window_stats: tuple[str, ...] = _f(("mean", "min", "max"), "`windows` processor: "
+                                       "statistics among mean, min, max, count, last.")
+    window_metrics: tuple[str, ...] = _f((), "`windows` processor: metrics it covers (empty: "
+                                         "all).")
+    tiers_s: tuple[int, ...] = _f((60, 3600), "`tiers` processor: downsampling resolutions in "
+                                  "seconds; each is written to retention policy `tier_<1m>` "
+                                  "(v1) or bucket `<bucket>_<1m>` (v2), which must exist.")
+
+    def __post_init__(self) -> None:
+        if self.aqi_standard not in ("ispu", "aqi"):
+            raise SettingsError(f"processors.aqi_standard must be 'ispu' or 'aqi', "
+                                f"not {self.aqi_standard!r}")
+        if self.aqi_pm25_table not in ("2024", "pre2024"):
+            raise SettingsError(f"processors.aqi_pm25_table must be '2024' or 'pre2024', "
+                                f"not {self.aqi_pm25_table!r}")
+        if self.snapshot_interval_s < 0:
+            raise SettingsError("processors.snapshot_interval_s must not be negative")
+        if not self.windows_s or min(self.windows_s) <= 0 or not self.tiers_s \
+                or min(self.tiers_s) <= 0:
+            raise SettingsError("processors.windows_s and processors.tiers_s must be positive "
+                                "seconds")
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,10 +233,11 @@ class Settings:
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     influx: InfluxSettings = field(default_factory=InfluxSettings)
     ingest: IngestSettings = field(default_factory=IngestSettings)
+    processors: ProcessorSettings = field(default_factory=ProcessorSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
 
 
-SECTIONS = ("mqtt", "influx", "ingest", "http")
+SECTIONS = ("mqtt", "influx", "ingest", "processors", "http")
 
 
 def _is_section(tp: Any) -> bool:
@@ -200,9 +255,10 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
     if origin is tuple:
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
-        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-            raise SettingsError(f"{where}: expected a list of strings")
-        return tuple(value)
+        item = typing.get_args(tp)[0]
+        if not isinstance(value, list | tuple):
+            raise SettingsError(f"{where}: expected a list of {item.__name__}")
+        return tuple(_convert(v, item, where) for v in value)
     if tp is bool:
         if isinstance(value, str):
             if value.lower() in ("1", "true", "yes", "on"):
@@ -297,12 +353,14 @@ def reference() -> str:
             env = "PANTAU_" + (f"{section}_" if section else "").upper() + f.name.upper()
             default = getattr(inst, f.name)
             shown = ('""' if isinstance(default, Secret) else
-                     ", ".join(default) if isinstance(default, tuple) else repr(default))
+                     (", ".join(map(str, default)) or "[]") if isinstance(default, tuple) else
+                     repr(default))
             lines.append(f"| `{name}` | `{env}` | `{shown}` | {f.metadata.get('doc', '')} |")
 
     walk(Settings, "")
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["HttpSettings", "InfluxSettings", "IngestSettings", "MqttSettings", "Secret",
+__all__ = ["HttpSettings", "InfluxSettings", "IngestSettings", "MqttSettings",
+           "ProcessorSettings", "Secret",
            "Settings", "SettingsError", "load_settings", "reference"]

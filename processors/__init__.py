@@ -5,26 +5,40 @@ time (no sockets, files or clock reads; time arrives as data), works on whole ar
 Python loop per reading), never clears a row's ``status`` once set and keeps ``origin``
 aligned with its rows. One module per processor; `PROCESSORS` is the explicit registry that
 ``ingest.processors`` in the settings names.
+
+Stateful processors (`processors.domain.derived.StatefulProcessor`) also offer ``step(batch)
+-> Output`` (derived values and tiers), ``derives()`` (the derived metrics they may produce,
+so the series table can give them ids up front) and ``state()`` / ``restore()``. A `Chain`
+runs both kinds: `Chain.run` returns the readings, the derived rows ready to be written beside
+them and the tiers.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
-from devices.series import SeriesTable
+import numpy as np
+
+from devices.series import DerivedMetric, SeriesTable
 from ingest.batch import TelemetryBatch
 from ingest.errors import PantauError
+from pantau.settings import ProcessorSettings
 from processors.anomaly import Anomaly
 from processors.aqi import AirQuality
 from processors.calibration import Calibration
 from processors.dedupe import Dedupe
+from processors.domain.derived import Derived, Output, Tier
+from processors.domain.segments import State
 from processors.flood import FloodStage
 from processors.quality import Quality
 from processors.range_check import RangeCheck
 from processors.tiers import Tiers
 from processors.windows import Windows
+
+QUALITY = "q"  # every raw series may carry `<metric>_q`: its quality flags, when any is set
 
 
 class Processor(Protocol):
@@ -37,6 +51,31 @@ class ProcessorContext:
 
     table: SeriesTable
     range_mode: str = "reject"
+    settings: ProcessorSettings = field(default_factory=ProcessorSettings)
+
+
+def _windows(ctx: ProcessorContext) -> Windows:
+    s = ctx.settings
+    return Windows(ctx.table, windows_s=s.windows_s, stats=s.window_stats,
+                   metrics=s.window_metrics or None)
+
+
+def _flood(ctx: ProcessorContext) -> FloodStage:
+    s = ctx.settings
+    return FloodStage(ctx.table, hysteresis_cm=s.flood_hysteresis_cm,
+                      min_duration_s=s.flood_min_duration_s, rise_window_s=s.flood_rise_window_s)
+
+
+def _anomaly(ctx: ProcessorContext) -> Anomaly:
+    s = ctx.settings
+    return Anomaly(ctx.table, alpha=s.anomaly_alpha, threshold=s.anomaly_threshold,
+                   warmup=s.anomaly_warmup, metrics=s.anomaly_metrics or None)
+
+
+def _aqi(ctx: ProcessorContext) -> AirQuality:
+    s = ctx.settings
+    return AirQuality(ctx.table, standard=s.aqi_standard, pm25_table=s.aqi_pm25_table,
+                      max_age_s=s.aqi_max_age_s)
 
 
 ProcessorFactory = Callable[[ProcessorContext], Processor]
@@ -45,29 +84,134 @@ PROCESSORS: dict[str, ProcessorFactory] = {
     "calibration": lambda ctx: Calibration(ctx.table),
     "range_check": lambda ctx: RangeCheck(ctx.table, mode=ctx.range_mode),
     "dedupe": lambda ctx: Dedupe(),
-    "windows": lambda ctx: Windows(ctx.table),
-    "flood": lambda ctx: FloodStage(ctx.table),
-    "quality": lambda ctx: Quality(ctx.table),
-    "anomaly": lambda ctx: Anomaly(ctx.table),
-    "aqi": lambda ctx: AirQuality(ctx.table),
-    "tiers": lambda ctx: Tiers(ctx.table),
+    "windows": _windows,
+    "flood": _flood,
+    "quality": lambda ctx: Quality(ctx.table, gap_factor=ctx.settings.quality_gap_factor),
+    "anomaly": _anomaly,
+    "aqi": _aqi,
+    "tiers": lambda ctx: Tiers(ctx.table, resolutions_s=ctx.settings.tiers_s),
 }
 
 
 class ProcessorError(PantauError):
-    """A processor chain names an unknown processor."""
+    """A processor chain names an unknown processor, or its state cannot be restored."""
 
 
 @dataclass(frozen=True, slots=True)
-class Chain:
-    """Processors applied in order; itself a `Processor`."""
+class Processed:
+    """What a chain made of a batch: the readings (flags and status set), the derived rows
+    (origin -1, finite, OK; series ids from the chain's table) and the tiers."""
 
-    steps: tuple[Processor, ...]
+    batch: TelemetryBatch
+    derived: TelemetryBatch
+    tiers: tuple[Tier, ...] = ()
+
+
+class Chain:
+    """Processors applied in order; itself a `Processor`.
+
+    ``table`` is the series table extended with every derived metric the steps promise (and
+    ``<metric>_q`` for each raw series): the one the sink encodes with. Not thread-safe: one
+    writer calls `run` (or `process`), `state` and `restore`.
+    """
+
+    def __init__(self, steps: Sequence[Processor], names: Sequence[str] = (),
+                 table: SeriesTable | None = None) -> None:
+        self.steps = tuple(steps)
+        self.names = tuple(names) or tuple(type(p).__name__.lower() for p in self.steps)
+        self._stepping = tuple(callable(getattr(p, "step", None)) for p in self.steps)
+        self.stateful = {n: p for n, p in zip(self.names, self.steps, strict=True)
+                         if callable(getattr(p, "state", None))}
+        self.table = table
 
     def process(self, batch: TelemetryBatch) -> TelemetryBatch:
         for step in self.steps:
             batch = step.process(batch)
         return batch
+
+    def run(self, batch: TelemetryBatch) -> Processed:
+        """Every step over ``batch``; derived values become rows of the chain's table."""
+        derived: list[Derived] = []
+        tiers: list[Tier] = []
+        for p, stepping in zip(self.steps, self._stepping, strict=True):
+            if stepping:
+                out: Output = p.step(batch)  # type: ignore[attr-defined]
+                batch = out.batch
+                derived += out.derived
+                tiers += out.tiers
+            else:
+                batch = p.process(batch)
+        return Processed(batch, self._rows(batch, derived), tuple(tiers))
+
+    def _rows(self, batch: TelemetryBatch, derived: list[Derived]) -> TelemetryBatch:
+        if self.table is None:
+            return TelemetryBatch.empty()
+        ts, series, value = [], [], []
+        for d in derived:  # one array operation per derived output, never per row
+            ids = self.table.derived.get((d.name, d.per_series))
+            if ids is None or not len(d):
+                continue
+            sid = ids[d.source]
+            keep = (sid >= 0) & np.isfinite(d.value)
+            ts.append(d.ts_ns[keep])
+            series.append(sid[keep])
+            value.append(d.value[keep])
+        q = self.table.derived.get((QUALITY, True))
+        if q is not None and len(batch):
+            flagged = np.flatnonzero((batch.flags != 0) & batch.ok & (batch.origin >= 0))
+            ts.append(batch.ts_ns[flagged])
+            series.append(q[batch.series[flagged]])
+            value.append(batch.flags[flagged].astype(np.float64))
+        if not ts:
+            return TelemetryBatch.empty()
+        return TelemetryBatch.from_arrays(np.concatenate(ts), np.concatenate(series),
+                                          np.concatenate(value))
+
+    def counts(self) -> dict[str, int]:
+        """Counters kept by the steps (e.g. `Quality.counts`), for ``/metrics``."""
+        out: dict[str, int] = {}
+        for p in self.steps:
+            fn = getattr(p, "counts", None)
+            if callable(fn):
+                out.update(fn())
+        return out
+
+    # -- state ---------------------------------------------------------------------------
+    def fingerprint(self) -> str:
+        """Identifies what a snapshot's arrays are indexed by: the raw series and the chain."""
+        h = hashlib.sha256()
+        if self.table is not None:
+            for s in range(self.table.raw):
+                h.update("/".join(self.table.key(s)).encode() + b"\n")
+        h.update(",".join(self.names).encode())
+        return h.hexdigest()
+
+    def state(self) -> State:
+        """Every stateful step's arrays, as ``<step>/<key>`` (the arrays are not copied)."""
+        out: State = {"fingerprint": np.array(self.fingerprint())}
+        for name, p in self.stateful.items():
+            for k, a in p.state().items():  # type: ignore[attr-defined]
+                out[f"{name}/{k}"] = a
+        return out
+
+    def restore(self, state: State) -> list[str]:
+        """Restore the steps found in ``state``; returns the names of those restored.
+
+        Raises `ProcessorError` when the snapshot was taken for other series or another
+        chain (then nothing was restored and the steps keep their fresh state)."""
+        found = str(state.get("fingerprint", np.array("")))
+        if found != self.fingerprint():
+            raise ProcessorError("the state snapshot belongs to another registry or processor "
+                                 "chain (series or steps changed)")
+        restored = []
+        for name, p in self.stateful.items():
+            prefix = f"{name}/"
+            part: dict[str, Any] = {k[len(prefix):]: v for k, v in state.items()
+                                    if k.startswith(prefix)}
+            if part:
+                p.restore(part)  # type: ignore[attr-defined]
+                restored.append(name)
+        return restored
 
 
 def build_chain(names: Sequence[str], ctx: ProcessorContext) -> Chain:
@@ -75,4 +219,15 @@ def build_chain(names: Sequence[str], ctx: ProcessorContext) -> Chain:
     if unknown:
         raise ProcessorError(f"unknown processor(s) {', '.join(unknown)} in ingest.processors; "
                              f"known: {', '.join(sorted(PROCESSORS))}")
-    return Chain(tuple(PROCESSORS[n](ctx) for n in names))
+    steps = [PROCESSORS[n](ctx) for n in names]
+    raw = ctx.table.raw
+    metrics = [DerivedMetric(QUALITY, True, np.ones(raw, bool))]
+    for p in steps:
+        fn = getattr(p, "derives", None)
+        if callable(fn):
+            metrics += fn()
+    try:
+        table = ctx.table.with_derived(metrics)
+    except ValueError as e:
+        raise ProcessorError(f"processor chain {', '.join(names)}: {e}") from e
+    return Chain(steps, names, table)

@@ -14,8 +14,8 @@ from collections.abc import Collection
 
 import numpy as np
 
-from devices.series import SeriesTable
-from ingest.batch import TelemetryBatch
+from devices.series import DerivedMetric, SeriesTable
+from ingest.batch import FLAG_ANOMALY, TelemetryBatch
 from processors.domain.derived import Output, derived
 from processors.domain.segments import (
     NEVER,
@@ -28,7 +28,7 @@ from processors.domain.segments import (
     starts,
 )
 
-FLAG_ANOMALY = np.uint16(1 << 11)
+__all__ = ["FLAG_ANOMALY", "Anomaly"]
 
 
 class Anomaly:
@@ -44,6 +44,9 @@ class Anomaly:
         self.var = np.zeros(n)
         self.count = np.zeros(n, np.int64)
         self.last_ts = np.full(n, NEVER, np.int64)
+
+    def derives(self) -> list[DerivedMetric]:
+        return [DerivedMetric("zscore", True, self.selected)]
 
     def process(self, batch: TelemetryBatch) -> TelemetryBatch:
         return self.step(batch).batch

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from devices.series import SeriesTable
+from devices.series import DerivedMetric, SeriesTable
 from ingest.batch import TelemetryBatch
 from processors.domain import aqi_tables as t
 from processors.domain.derived import Derived, Output, derived
@@ -53,6 +53,15 @@ class AirQuality:
         self.history = History(n, 24 * H)
         self.sub = np.full(n, np.nan)
         self.sub_ts = np.full(n, NEVER, np.int64)
+
+    def derives(self) -> list[DerivedMetric]:
+        src = self.pollutant >= 0
+        out = [DerivedMetric(self.std, True, src), DerivedMetric(self.std, False, src),
+               DerivedMetric(f"{self.std}_critical", False, src),
+               DerivedMetric(f"{self.std}_category", False, src)]
+        if self.std == "aqi":
+            out.append(DerivedMetric("nowcast", True, np.isin(self.pollutant, (0, 1)), "ug/m3"))
+        return out
 
     def process(self, batch: TelemetryBatch) -> TelemetryBatch:
         return self.step(batch).batch

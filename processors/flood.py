@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from devices.series import SeriesTable
+from devices.series import DerivedMetric, SeriesTable
 from ingest.batch import TelemetryBatch
 from processors.domain.derived import Output, derived
 from processors.domain.rolling import History
@@ -73,6 +73,11 @@ class FloodStage:
         self.history = History(n, window)
         self.active = np.zeros((n, 3), bool)
         self.run_start = np.full((n, 3), NEVER, np.int64)
+
+    def derives(self) -> list[DerivedMetric]:
+        return [DerivedMetric("level_cm", False, self.from_distance, "cm"),
+                DerivedMetric("flood_stage", False, self.gauge & ~np.isnan(self.thr[:, 0])),
+                DerivedMetric("level_rise_cm_h", False, self.gauge, "cm/h")]
 
     def process(self, batch: TelemetryBatch) -> TelemetryBatch:
         return self.step(batch).batch

@@ -23,16 +23,14 @@ from collections.abc import Mapping
 import numpy as np
 
 from devices.series import SeriesTable
-from ingest.batch import TelemetryBatch
+from ingest.batch import FLAG_GAP, FLAG_SPIKE, FLAG_STUCK, TelemetryBatch
 from processors.domain.derived import Output
 from processors.domain.segments import NEVER, State, ends, fresh_rows, last_true_index, previous
 from processors.domain.segments import rank as seg_rank
 
-FLAG_STUCK = np.uint16(1 << 8)
-FLAG_SPIKE = np.uint16(1 << 9)
-FLAG_GAP = np.uint16(1 << 10)
 S = 1_000_000_000
 COUNTS = ("stuck", "spike", "gap", "missed")
+__all__ = ["FLAG_GAP", "FLAG_SPIKE", "FLAG_STUCK", "Quality"]
 
 DEFAULT_MAX_RATE: Mapping[str, float] = {  # per second; generous: only physics is excluded
     "level_cm": 2.0, "distance_cm": 2.0, "temperature_c": 0.1, "humidity_pct": 1.0,

@@ -14,7 +14,7 @@ from collections.abc import Collection, Sequence
 
 import numpy as np
 
-from devices.series import SeriesTable
+from devices.series import DerivedMetric, SeriesTable
 from ingest.batch import TelemetryBatch
 from processors.domain.derived import Derived, Output, derived
 from processors.domain.rolling import History
@@ -42,6 +42,10 @@ class Windows:
         self.stats = tuple(stats)
         self.selected = np.array([metrics is None or m in metrics for m in table.metric], bool)
         self.history = History(len(table), max(self.windows_s) * 1_000_000_000)
+
+    def derives(self) -> list[DerivedMetric]:
+        return [DerivedMetric(f"{stat}_{window_label(w)}", True, self.selected)
+                for w in self.windows_s for stat in self.stats]
 
     def process(self, batch: TelemetryBatch) -> TelemetryBatch:
         return self.step(batch).batch

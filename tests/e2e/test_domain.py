@@ -1,0 +1,157 @@
+"""Issue 3 end to end: derived fields, quality flags and tiers through real Mosquitto and InfluxDB,
+queried back with InfluxQL; flood stages survive a clean restart and a kill -9.
+
+The gauge is wl-brantas-kanigoro (Waspada 430, Siaga 580, Awas 730 cm; hysteresis 25), with
+the default minimum duration of 300 s: one reading a minute, a stage is entered on the sixth
+reading at or above its threshold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pantau.devstack import InfluxDB1
+from tests.e2e.conftest import EnvFactory, PantauProcess, run_pantau, wait_for
+from tests.e2e.test_spine import _metrics as metrics
+
+GAUGE = "pantau/kanigoro/wl-brantas-kanigoro/telemetry"
+AQ = "pantau/kanigoro/aq-kanigoro/telemetry"
+WEATHER_DEV = "ws-kanigoro"
+S = 1_000_000_000
+T0 = (int(time.time()) - 2 * 86400) // 3600 * 3600   # an hour boundary two days ago
+# 200 cm, then six minutes at 440 (Waspada on the sixth), then six at 590 (Siaga on the sixth)
+WALK = [200.0] + [440.0] * 6 + [590.0] * 6
+STAGES = [0] * 6 + [1] * 6 + [2]
+FLAG_SPIKE = 512
+
+
+def readings(levels: list[float], start_min: int) -> str:
+    return json.dumps([{"ts": T0 + 60 * (start_min + k), "values": {"level_cm": v}}
+                       for k, v in enumerate(levels)])
+
+
+def column(influx: InfluxDB1, db: str, q: str, field: str) -> dict[int, Any]:
+    return {(r["time"] - T0 * S) // (60 * S): r[field] for r in influx.rows(q, db=db)
+            if r.get(field) is not None}
+
+
+def stages(influx: InfluxDB1, db: str) -> dict[int, Any]:
+    return column(influx, db, "SELECT flood_stage FROM river_gauge WHERE "
+                  "device='wl-brantas-kanigoro'", "flood_stage")
+
+
+def create_tiers(influx: InfluxDB1, db: str) -> None:
+    for rp in ("tier_1m", "tier_1h"):
+        influx.query(f'CREATE RETENTION POLICY "{rp}" ON "{db}" DURATION INF REPLICATION 1',
+                     db="", user="admin")
+
+
+async def test_derived_fields_quality_and_tiers_are_queryable(
+        pantau_env: EnvFactory, influx: InfluxDB1, influx_db: str, mqtt_client: Any) -> None:
+    create_tiers(influx, influx_db)
+    env = pantau_env(influx_db, PANTAU_PROCESSORS_ANOMALY_WARMUP="3",
+                     PANTAU_INGEST_PROCESSORS="calibration,range_check,dedupe,quality,flood,"
+                     "aqi,anomaly,tiers,windows")
+    gauge, aq = mqtt_client("wl-brantas-kanigoro"), mqtt_client("aq-kanigoro")
+    async with run_pantau(env):
+        gauge.publish(GAUGE, readings(WALK, 0))
+        aq.publish(AQ, json.dumps({"ts": T0, "values": {"pm25": 35.5, "pm10": 80}}))
+        await wait_for(lambda: len(stages(influx, influx_db)) == len(WALK)
+                       and len(influx.rows('SELECT * FROM "tier_1h".river_gauge',
+                                           db=influx_db)) == 1, what="derived rows and tiers")
+        for _ in range(100):
+            text = await metrics(env)
+            if "pantau_messages_acked_total 2" in text:
+                break
+            await asyncio.sleep(0.05)
+    db = influx_db
+    assert stages(influx, db) == dict(enumerate(STAGES))
+    [last] = influx.rows("SELECT level_cm, level_rise_cm_h, level_cm_zscore, level_cm_mean_5m, "
+                         "level_cm_max_1h FROM river_gauge ORDER BY time DESC LIMIT 1", db=db)
+    assert last["level_cm"] == 590.0
+    assert last["level_rise_cm_h"] > 0 and last["level_cm_zscore"] is not None
+    assert last["level_cm_mean_5m"] == 590.0 and last["level_cm_max_1h"] == 590.0
+    # the two jumps are faster than a river rises (2 cm/s): flagged, stored as level_cm_q
+    q = column(influx, db, "SELECT level_cm_q FROM river_gauge", "level_cm_q")
+    assert q == {1: FLAG_SPIKE, 7: FLAG_SPIKE}
+    [station] = influx.rows("SELECT ispu, ispu_critical, ispu_category, pm25_ispu, pm10_ispu "
+                            "FROM air_quality", db=db)
+    # PM2.5 35.5: 50 + 50 * (35.5 - 15.5) / (55.4 - 15.5) = 75.06; PM10 80: 50 + 50 * 30 / 100
+    assert (station["ispu"], station["pm25_ispu"], station["pm10_ispu"]) == (75.0, 75.0, 65.0)
+    assert (station["ispu_critical"], station["ispu_category"]) == (0.0, 1.0)  # PM2.5, Sedang
+    minutes = influx.rows('SELECT level_cm_mean, level_cm_count FROM "tier_1m".river_gauge',
+                          db=db)
+    assert [(r["level_cm_mean"], r["level_cm_count"]) for r in minutes] == [
+        (v, 1.0) for v in WALK]
+    [hour] = influx.rows('SELECT * FROM "tier_1h".river_gauge', db=db)
+    assert hour["time"] == T0 * S and hour["device"] == "wl-brantas-kanigoro"
+    assert (hour["level_cm_count"], hour["level_cm_min"], hour["level_cm_max"]) == (13, 200, 590)
+    assert hour["level_cm_mean"] == pytest.approx(sum(WALK) / len(WALK))
+    raw = influx.rows("SELECT count(level_cm) FROM river_gauge", db=db)
+    assert raw[0]["count"] == len(WALK)
+    # derived rows are not readings: conservation counts the 13 + 2 readings only
+    assert f"pantau_readings_written_total {len(WALK) + 2}" in text
+    assert 'pantau_tier_points_written_total{resolution="3600"} 3' in text  # level, pm25, pm10
+    assert 'pantau_quality_flags_total{kind="spike"} 2' in text
+
+
+async def test_missing_tier_policies_do_not_hold_back_the_readings(
+        pantau_env: EnvFactory, influx: InfluxDB1, influx_db: str, mqtt_client: Any) -> None:
+    gauge = mqtt_client("wl-brantas-kanigoro")
+    env = pantau_env(influx_db)
+    async with run_pantau(env):
+        gauge.publish(GAUGE, readings(WALK[:3], 0))
+        await wait_for(lambda: len(stages(influx, influx_db)) == 3, what="3 stages")
+        for _ in range(100):  # the counters move once the batch is acknowledged
+            text = await metrics(env)
+            if "pantau_messages_acked_total 1" in text:
+                break
+            await asyncio.sleep(0.05)
+    assert 'pantau_tier_writes_skipped_total{resolution="60"} 1' in text
+    assert "pantau_readings_written_total 3" in text
+
+
+async def test_a_clean_restart_neither_resets_nor_refires_a_flood_stage(
+        pantau_env: EnvFactory, influx: InfluxDB1, influx_db: str, mqtt_client: Any) -> None:
+    env = pantau_env(influx_db)
+    gauge = mqtt_client("wl-brantas-kanigoro")
+    async with run_pantau(env):
+        gauge.publish(GAUGE, readings(WALK, 0))
+        await wait_for(lambda: len(stages(influx, influx_db)) == len(WALK), what="the walk")
+    assert (Path(env["PANTAU_STATE_DIR"]) / "processors.npz").exists()
+    async with run_pantau(env):
+        # Above Siaga, below Awas; a fresh state would need 5 minutes to enter any stage.
+        gauge.publish(GAUGE, readings([600.0, 610.0], len(WALK)))
+        await wait_for(lambda: len(stages(influx, influx_db)) == len(WALK) + 2, what="2 more")
+        # ...and back below Siaga minus hysteresis: the stage steps down, it does not restart.
+        gauge.publish(GAUGE, readings([540.0], len(WALK) + 2))
+        await wait_for(lambda: len(stages(influx, influx_db)) == len(WALK) + 3, what="1 more")
+    got = stages(influx, influx_db)
+    assert [got[k] for k in range(len(WALK), len(WALK) + 3)] == [2, 2, 1]
+
+
+@pytest.mark.slow
+async def test_kill_9_neither_resets_nor_refires_a_flood_stage(
+        pantau_env: EnvFactory, pantau_process: Any, influx: InfluxDB1, influx_db: str,
+        mqtt_client: Any) -> None:
+    from tests.e2e.test_faults import _ready
+    env = pantau_env(influx_db, PANTAU_PROCESSORS_SNAPSHOT_INTERVAL_S="0")
+    gauge = mqtt_client("wl-brantas-kanigoro")
+    p: PantauProcess = pantau_process(env)
+    p.start()
+    await _ready(p)
+    gauge.publish(GAUGE, readings(WALK, 0))
+    await wait_for(lambda: len(stages(influx, influx_db)) == len(WALK), what="the walk")
+    p.kill9()
+    p.start()
+    await _ready(p)
+    gauge.publish(GAUGE, readings([600.0], len(WALK)))
+    await wait_for(lambda: len(stages(influx, influx_db)) == len(WALK) + 1, what="1 more")
+    assert stages(influx, influx_db)[len(WALK)] == 2
+    assert p.stop() == 0
