@@ -70,7 +70,7 @@ class DeviceState:
 
 
 class StatusStore:
-    """Use as ``async with StatusStore(...)``; the sync methods are for the event loop thread
+    """`open` then `close` (or ``async with``); the sync methods are for the event loop thread
     only, the async ones may run concurrently (their SQLite work is queued on one thread)."""
 
     def __init__(self, path: str | Path, table: SeriesTable, *,
@@ -111,7 +111,8 @@ class StatusStore:
         return min(5.0, max(0.2, shortest / 8))
 
     # -- lifecycle ---------------------------------------------------------------------------
-    async def __aenter__(self) -> StatusStore:
+    async def open(self) -> None:
+        """Start the writer thread, open (or create) the file and load the saved state."""
         self._exec = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pantau-status")
         now = self._clock()
         self._listening_ns = now
@@ -125,17 +126,25 @@ class StatusStore:
             sid = self._sid.get((dev, metric))
             if sid is not None:
                 self._val_ts[sid], self._val[sid] = ts, value
-        return self
 
-    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def close(self) -> None:
+        """Flush what is pending, close the file and stop the writer thread."""
         try:
-            await self.flush()
-            await self._run(self._db.close)
+            if self._exec is not None:
+                await self.flush()
+                await self._run(self._db.close)
         finally:
             if self._exec is not None:
                 self._exec.shutdown(wait=True)
                 self._exec = None
+
+    async def __aenter__(self) -> StatusStore:
+        await self.open()
+        return self
+
+    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
 
     async def _run(self, fn: Callable[..., R], *args: object) -> R:
         """``fn(*args)`` on the writer thread (the only thread that touches SQLite)."""

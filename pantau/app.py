@@ -16,12 +16,12 @@ from pathlib import Path
 
 from devices.registry import Registry, default_registry_path, load_registry
 from devices.series import SeriesTable
+from devices.status import StatusStore
 from ingest.deadletter import DeadLetter
 from ingest.decode import Decoder
 from ingest.influx_sink import make_sink
 from ingest.mqtt_source import MqttSource
 from ingest.pipeline import Pipeline
-from ingest.snapshot import StateFile
 from pantau.http_api import Check, build_app, start_http
 from pantau.metrics import Metrics
 from pantau.settings import Settings
@@ -47,15 +47,8 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None,
                       max_payload_bytes=ing.max_payload_bytes,
                       max_future_ns=int(ing.max_future_s * 1e9),
                       max_age_ns=int(ing.max_age_s * 1e9))
-    chain = build_chain(ing.processors, ProcessorContext(table, ing.range_mode,
-                                                         settings.processors))
-    device_status: dict[str, str] = {}
-
-    def on_status(topic: str, payload: bytes) -> None:
-        parts = topic.split("/")
-        text = payload.decode("utf-8", "replace").lower()
-        device_status[parts[2]] = ("online" if "online" in text else
-                                   "offline" if "offline" in text else "unknown")
+    chain = build_chain(ing.processors, ProcessorContext(table, ing.range_mode))
+    status = StatusStore(Path(settings.state_dir) / "pantau.sqlite", table, clock=time.time_ns)
 
     source = MqttSource(settings.mqtt, lambda *a: None, metrics)
     dl_path = Path(ing.deadletter_file or Path(settings.state_dir) / "deadletter.jsonl")
@@ -66,7 +59,8 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None,
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
 
-    async with make_sink(settings.influx, chain.table or table) as sink:
+    async with make_sink(settings.influx, table) as sink:
+        await status.open()
         inf = settings.influx
         pipeline = Pipeline(decoder=decoder, chain=chain, sink=sink, deadletter=deadletter,
                             metrics=metrics, broker=source, batch_size=inf.batch_size,
@@ -75,10 +69,7 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None,
                             max_unacked=settings.mqtt.max_unacked,
                             retry_min_s=inf.retry_min_s,
                             retry_max_s=inf.retry_max_s, clock=time.time_ns,
-                            on_status=on_status,
-                            state_file=StateFile(Path(settings.state_dir) / "processors.npz"),
-                            snapshot_interval_s=settings.processors.snapshot_interval_s)
-        pipeline.restore_state()
+                            on_status=status.on_status, on_stored=status.on_stored)
         source.handler = pipeline.on_message
 
         async def mqtt_check() -> str:
@@ -92,7 +83,7 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None,
             return "" if pipeline.sink_ok else f"writes failing: {pipeline.last_sink_error}"
 
         app = build_app(registry, metrics, [Check("mqtt", mqtt_check), Check("database", db_check)],
-                        device_status)
+                        status)
         http = await start_http(app, settings.http.host, settings.http.port)
         log.info("Pantau is up: %d devices, %d series; HTTP on http://%s/ (metrics, readyz, "
                  "api/devices); dead letters in %s", len(registry.devices), len(table),
@@ -102,6 +93,8 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None,
                 writer = tg.create_task(pipeline.run(), name="writer")
                 conn = tg.create_task(source.run(), name="mqtt")
                 house = tg.create_task(source.housekeeping(), name="mqtt-housekeeping")
+                sweeper = tg.create_task(status.run(hold=lambda: not pipeline.sink_ok),
+                                         name="device-status")
                 if started is not None:
                     waiting = asyncio.ensure_future(source.wait_subscribed())
                     await asyncio.wait({waiting, asyncio.ensure_future(stop.wait())},
@@ -115,9 +108,10 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None,
                     await asyncio.wait_for(pipeline.drain(), DRAIN_TIMEOUT_S)
                 except TimeoutError:
                     log.warning("drain timed out; unacknowledged messages stay in the broker")
-                for t in (house, conn, writer):
+                for t in (house, conn, writer, sweeper):
                     t.cancel()
         finally:
             with contextlib.suppress(Exception):
                 await http.cleanup()
+            await status.close()
         log.info("stopped")

@@ -1,22 +1,37 @@
-"""The HTTP API (aiohttp): health, readiness, Prometheus metrics and the device list.
+"""The HTTP API (aiohttp): health, readiness, Prometheus metrics and the devices.
 
 - ``GET /healthz``: 200 while the process runs.
 - ``GET /readyz``: 200 when the broker is connected and the database answers, else 503; the
   JSON body says which check failed and why.
 - ``GET /metrics``: Prometheus text format (see `pantau.metrics.HELP`).
-- ``GET /api/devices``: ``[{"id", "kind", "site", "lat", "lon", "status", "metrics":
-  [{"name", "unit"}]}]`` from the registry, with the last LWT status (online/offline/unknown).
+- ``GET /api/devices?kind=&site=&status=``: ``[{"id", "kind", "site", "lat", "lon", "name",
+  "interval_s", "status", "last_seen", "battery_v", "metrics": [{"name", "unit"}]}]``;
+  each filter takes one value or several separated by commas; an unknown value is a 400.
+- ``GET /api/devices/{id}``: the same fields plus ``status_since``, ``status_cause``,
+  ``owner``, ``contact``, ``tags``, ``params``, each metric's ``calibration`` periods and
+  ``values`` (``{metric: {"value", "unit", "ts"}}``, the newest stored reading per metric).
+- ``GET /api/devices/{id}/history?limit=100``: status transitions, newest first:
+  ``[{"ts", "status", "cause"}]`` (cause: ``lwt``, ``timeout`` or ``telemetry``).
+
+Times are RFC 3339 UTC strings with milliseconds (``null`` when never). Errors are JSON
+``{"error": "..."}``: 404 for an unknown device, 400 for a bad parameter. Status comes from
+`devices.status.StatusStore` (in memory; history from its SQLite file).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
-from devices.registry import Registry
+from devices.registry import Device, Registry
+from devices.status import STATUSES, DeviceState, StatusStore
 from pantau.metrics import Metrics
+
+MAX_HISTORY = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,8 +40,70 @@ class Check:
     probe: Callable[[], Awaitable[str]]  # "" when healthy, else the reason
 
 
+def iso(ns: int | None) -> str | None:
+    """RFC 3339 UTC with milliseconds, or None."""
+    if ns is None:
+        return None
+    secs, ms = divmod(ns // 1_000_000, 1000)
+    return dt.datetime.fromtimestamp(secs, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms:03d}Z"
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def _summary(d: Device, st: DeviceState) -> dict[str, Any]:
+    battery = st.values.get("battery_v")
+    return {"id": d.id, "kind": d.kind, "site": d.site, "lat": d.lat, "lon": d.lon,
+            "name": d.name, "interval_s": d.interval_s, "status": st.status,
+            "last_seen": iso(st.last_seen_ns), "battery_v": battery[0] if battery else None,
+            "metrics": [{"name": m.name, "unit": m.unit} for m in d.metrics]}
+
+
+def _detail(d: Device, st: DeviceState) -> dict[str, Any]:
+    units = {m.name: m.unit for m in d.metrics}
+    body = _summary(d, st)
+    body.update({
+        "status_since": iso(st.since_ns), "status_cause": st.cause or None,
+        "owner": d.owner, "contact": d.contact, "tags": dict(d.tags), "params": dict(d.params),
+        "metrics": [{"name": m.name, "unit": m.unit, "min": _finite(m.min), "max": _finite(m.max),
+                     "gain": m.gain, "offset": m.offset,
+                     "calibration": [{"from": iso(p.start_ns), "gain": p.gain,
+                                      "offset": p.offset, "note": p.note}
+                                     for p in m.calibration]} for m in d.metrics],
+        "values": {name: {"value": v, "unit": units.get(name, ""), "ts": iso(ts)}
+                   for name, (v, ts) in sorted(st.values.items())},
+    })
+    return body
+
+
+def _finite(x: float) -> float | None:
+    return x if abs(x) != float("inf") else None
+
+
+def _filters(query: Mapping[str, str], allowed: Mapping[str, set[str]]
+             ) -> dict[str, set[str]] | str:
+    """Filter name -> accepted values, or the error message for a bad value."""
+    out: dict[str, set[str]] = {}
+    for name, known in allowed.items():
+        raw = query.get(name, "").strip()
+        if not raw:
+            continue
+        values = {v.strip() for v in raw.split(",") if v.strip()}
+        bad = sorted(values - known)
+        if bad:
+            return (f"filter '{name}': {bad[0]!r} is not one of "
+                    f"{', '.join(sorted(known))}")
+        out[name] = values
+    return out
+
+
 def build_app(registry: Registry, metrics: Metrics, checks: list[Check],
-              device_status: Mapping[str, str]) -> web.Application:
+              status: StatusStore) -> web.Application:
+    allowed = {"kind": {d.kind for d in registry.devices},
+               "site": {s.id for s in registry.sites} | {d.site for d in registry.devices},
+               "status": set(STATUSES)}
+
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
@@ -40,19 +117,49 @@ def build_app(registry: Registry, metrics: Metrics, checks: list[Check],
         return web.Response(text=metrics.render(), content_type="text/plain",
                             charset="utf-8", headers={"X-Content-Type-Options": "nosniff"})
 
+    def lookup(request: web.Request) -> tuple[Device, DeviceState] | web.Response:
+        device_id = request.match_info["id"]
+        d, st = registry.device(device_id), status.state(device_id)
+        if d is None or st is None:
+            return _error(404, f"device {device_id!r} is not in the registry")
+        return d, st
+
     async def devices(request: web.Request) -> web.Response:
-        return web.json_response([
-            {"id": d.id, "kind": d.kind, "site": d.site, "lat": d.lat, "lon": d.lon,
-             "name": d.name, "interval_s": d.interval_s,
-             "status": device_status.get(d.id, "unknown"),
-             "metrics": [{"name": m.name, "unit": m.unit} for m in d.metrics]}
-            for d in registry.devices])
+        filters = _filters(request.query, allowed)
+        if isinstance(filters, str):
+            return _error(400, filters)
+        rows = []
+        for d in registry.devices:
+            st = status.state(d.id)
+            if st is None:
+                continue
+            fields = {"kind": d.kind, "site": d.site, "status": st.status}
+            if all(fields[k] in v for k, v in filters.items()):
+                rows.append(_summary(d, st))
+        return web.json_response(rows)
+
+    async def device(request: web.Request) -> web.Response:
+        found = lookup(request)
+        return found if isinstance(found, web.Response) else web.json_response(_detail(*found))
+
+    async def history(request: web.Request) -> web.Response:
+        found = lookup(request)
+        if isinstance(found, web.Response):
+            return found
+        raw = request.query.get("limit", "100")
+        if not raw.isdigit() or not 1 <= int(raw) <= MAX_HISTORY:
+            return _error(400, f"limit: {raw!r} is not a whole number in [1, {MAX_HISTORY}]")
+        rows = await status.history(found[0].id, int(raw))
+        return web.json_response([{"ts": iso(t.ts_ns), "status": t.status, "cause": t.cause}
+                                  for t in rows])
 
     app = web.Application()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_view)
     app.router.add_get("/api/devices", devices)
+    app.router.add_get("/api/devices/{id}", device)
+    app.router.add_get("/api/devices/{id}/history", history)
     return app
 
 
