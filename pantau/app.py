@@ -22,6 +22,7 @@ from ingest.decode import Decoder
 from ingest.influx_sink import make_sink
 from ingest.mqtt_source import MqttSource
 from ingest.pipeline import Pipeline
+from ingest.snapshot import StateFile
 from pantau.http_api import Check, build_app, start_http
 from pantau.metrics import Metrics
 from pantau.settings import Settings
@@ -47,7 +48,8 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None,
                       max_payload_bytes=ing.max_payload_bytes,
                       max_future_ns=int(ing.max_future_s * 1e9),
                       max_age_ns=int(ing.max_age_s * 1e9))
-    chain = build_chain(ing.processors, ProcessorContext(table, ing.range_mode))
+    chain = build_chain(ing.processors, ProcessorContext(table, ing.range_mode,
+                                                         settings.processors))
     status = StatusStore(Path(settings.state_dir) / "pantau.sqlite", table, clock=time.time_ns)
 
     source = MqttSource(settings.mqtt, lambda *a: None, metrics)
@@ -59,7 +61,7 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None,
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
 
-    async with make_sink(settings.influx, table) as sink:
+    async with make_sink(settings.influx, chain.table or table) as sink:
         await status.open()
         inf = settings.influx
         pipeline = Pipeline(decoder=decoder, chain=chain, sink=sink, deadletter=deadletter,
@@ -69,7 +71,10 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None,
                             max_unacked=settings.mqtt.max_unacked,
                             retry_min_s=inf.retry_min_s,
                             retry_max_s=inf.retry_max_s, clock=time.time_ns,
-                            on_status=status.on_status, on_stored=status.on_stored)
+                            on_status=status.on_status, on_stored=status.on_stored,
+                            state_file=StateFile(Path(settings.state_dir) / "processors.npz"),
+                            snapshot_interval_s=settings.processors.snapshot_interval_s)
+        pipeline.restore_state()
         source.handler = pipeline.on_message
 
         async def mqtt_check() -> str:
