@@ -12,17 +12,22 @@ else (connect, session, keepalive, subscribe, publish, reconnect):
   sets no Topic Alias Maximum, so every PUBLISH carries its full topic). Other QoS levels,
   and everything when ``fast_handler`` is unset, take paho's own path.
 
-Both are private methods of paho 2.1/2.2 (the dependency is pinned below 2.3);
+and `ack_many` queues the PUBACKs of a whole batch as one write instead of one packet (and
+one ``send``) each; a PUBACK of remaining length 2 means Success in MQTT 3.1.1 and 5.
+
+All three rely on private methods of paho 2.1/2.2 (the dependency is pinned below 2.3);
 ``tests/ingest/test_mqtt_client.py`` checks the signatures and runs the path against the
 real broker.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import paho.mqtt.client as mqtt
+from paho.mqtt.client import PUBACK
 from paho.mqtt.enums import MQTTErrorCode
 
 FastHandler = Callable[[str, bytes, int], None]
@@ -40,6 +45,18 @@ class LeanClient(mqtt.Client):
         self._rbuf = b""
         self._rpos = 0
         self._rsock: object = None
+
+    def ack_many(self, mids: Sequence[int]) -> None:
+        """PUBACK every message id in ``mids`` (in order) with a single queued write."""
+        if not mids:
+            return
+        ids = np.asarray(mids, dtype=np.uint16)
+        packets = np.empty((len(ids), 4), dtype=np.uint8)
+        packets[:, 0] = PUBACK
+        packets[:, 1] = 2
+        packets[:, 2] = ids >> 8
+        packets[:, 3] = ids & 0xFF
+        self._packet_queue(PUBACK, packets.tobytes(), 0, 0)
 
     def buffered(self) -> bool:
         """True while bytes already read from the socket wait to be parsed: the socket may

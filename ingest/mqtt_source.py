@@ -55,6 +55,7 @@ class MqttSource:
         self._m = metrics
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
+        self._acks: list[int] = []
         self._fd: int | None = None
         self._reading = False
         self._paused = False
@@ -202,12 +203,23 @@ class MqttSource:
 
     # -- public ----------------------------------------------------------------------------
     def ack(self, mid: int, generation: int) -> bool:
-        """Send the PUBACK for a message; False (and counted) when its connection is gone."""
+        """Acknowledge a message; False (and counted) when its connection is gone.
+
+        Acks of one event-loop turn (a whole batch) leave as one write, in call order."""
         if generation != self.generation or not self.connected:
             self._m.counter("pantau_mqtt_acks_skipped_total").inc()
             return False
-        self._client.ack(mid, 1)
+        if not self._acks and self._loop is not None:
+            self._loop.call_soon(self._flush_acks)
+        self._acks.append(mid)
         return True
+
+    def _flush_acks(self) -> None:
+        # Same turn of the loop as `ack`: a reconnect needs several, so `connected` still
+        # describes the connection these message ids belong to.
+        mids, self._acks = self._acks, []
+        if self.connected and mids:
+            self._client.ack_many(mids)
 
     def publish(self, topic: str, payload: bytes) -> None:
         """Queue a QoS 1 publish (paho resends it after a reconnect within the session)."""
@@ -290,6 +302,7 @@ class MqttSource:
                 self._client.loop_misc()
 
     async def _shutdown(self) -> None:
+        self._flush_acks()
         if self.connected:
             self._client.disconnect()
             if self._client.want_write():
