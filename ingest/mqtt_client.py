@@ -6,7 +6,9 @@ PUBLISH; on this project's 2-core reference machine that caps a bare paho v5 sub
 near 8,000 messages/s. Two overrides remove most of that cost while paho keeps everything
 else (connect, session, keepalive, subscribe, publish, reconnect):
 
-- ``_sock_recv`` serves paho's small reads from a 64 KiB buffer filled by one ``recv``;
+- ``_sock_recv`` serves paho's small reads from a 64 KiB buffer filled by one ``recv``, and
+  ``loop_read`` first parses every complete QoS 1 PUBLISH already in that buffer in one tight
+  loop (anything else, and a packet cut by the buffer's end, is left to paho's parser);
 - ``_handle_publish`` hands QoS 1 PUBLISH packets straight to ``fast_handler(topic, payload,
   mid)`` without building an `MQTTMessage` or `Properties` (properties are skipped: Pantau
   sets no Topic Alias Maximum, so every PUBLISH carries its full topic). Other QoS levels,
@@ -57,6 +59,52 @@ class LeanClient(mqtt.Client):
         packets[:, 2] = ids >> 8
         packets[:, 3] = ids & 0xFF
         self._packet_queue(PUBACK, packets.tobytes(), 0, 0)
+
+    def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
+        handler = self.fast_handler
+        if (handler is not None and self._in_packet["command"] == 0
+                and self._rsock is self._sock and self._rpos < len(self._rbuf)):
+            self._rpos = self._parse_publishes(self._rbuf, self._rpos, handler)
+        return super().loop_read(max_packets)
+
+    def _parse_publishes(self, buf: bytes, pos: int, handler: FastHandler) -> int:
+        """Hand every complete QoS 1 PUBLISH from ``buf[pos:]`` to ``handler``; return the
+        position of the first byte not consumed."""
+        end, v5 = len(buf), self._protocol == mqtt.MQTTv5
+        while pos < end and buf[pos] & 0xF6 == 0x32:  # PUBLISH, QoS 1 (any DUP / RETAIN)
+            i, length, shift = pos + 1, 0, 0
+            while i < end:
+                b = buf[i]
+                i += 1
+                length |= (b & 0x7F) << shift
+                shift += 7
+                if not b & 0x80:
+                    break
+            else:
+                return pos  # the length itself is cut off
+            stop = i + length
+            if stop > end:
+                return pos  # the rest of the packet is not read yet
+            try:
+                j = i + 2 + ((buf[i] << 8) | buf[i + 1])
+                topic = buf[i + 2:j].decode("utf-8")
+                mid = (buf[j] << 8) | buf[j + 1]
+                j += 2
+                if v5:
+                    plen, shift = 0, 0
+                    while True:
+                        b = buf[j]
+                        j += 1
+                        plen |= (b & 0x7F) << shift
+                        shift += 7
+                        if not b & 0x80:
+                            break
+                    j += plen
+            except (IndexError, UnicodeDecodeError):
+                return pos  # malformed: paho's parser reports it and drops the connection
+            handler(topic, buf[j:stop], mid)
+            pos = stop
+        return pos
 
     def buffered(self) -> bool:
         """True while bytes already read from the socket wait to be parsed: the socket may

@@ -2,7 +2,7 @@
 
     on_message (event loop, sync) -> RowBuffer -> seal (size or age) -> bounded deque
         -> writer: processors -> sink: readings + derived rows in one write (retry, split
-           refused batches) -> tiers -> dead letters -> state snapshot (when due) -> acks
+           refused batches) -> dead letters -> checkpoint (when due: tiers, state) -> acks
 
 Guarantees:
 - A message is acknowledged only after every reading it carried was written (2xx) or
@@ -18,11 +18,13 @@ Guarantees:
 - Derived rows (`processors.Chain.run`: flood stage, indices, z-scores, ``<metric>_q``) are
   written in the same request as the readings they come from, so one acknowledgement covers
   both; they have origin -1 and are not readings (counted apart; a refused one is counted and
-  logged, not dead-lettered). Tiers are written next, with the same retries; a tier whose
-  retention policy or bucket is missing is skipped (counted, logged with the fix), since
-  tiers can be rebuilt from the readings while holding the readings back cannot be undone.
-- Processor state is saved (`StateFile`) after the writes and before the acks, at most every
-  ``snapshot_interval_s`` and after `drain`; `restore_state` loads it on start.
+  logged, not dead-lettered).
+- Checkpoint, at most every ``snapshot_interval_s`` (0: every batch) and after `drain`, after
+  the writes and before the acks: the tiers of the batches since the last one, coalesced to
+  one row per bucket, written with the same retries (a tier whose retention policy or bucket
+  is missing is skipped, counted and logged with the fix: tiers can be rebuilt from the
+  readings, held-back readings cannot); then the processors' state (`StateFile`), which
+  `restore_state` loads on start.
 """
 
 from __future__ import annotations
@@ -71,6 +73,26 @@ HELP.update({
     "pantau_state_snapshot_seconds": ("histogram", "Duration of a state snapshot."),
     "pantau_state_snapshot_bytes": ("gauge", "Size of the last state snapshot."),
 })
+
+
+def coalesce(tiers: list[Tier]) -> list[Tier]:
+    """One row per (resolution, series, bucket): the latest, i.e. the bucket's aggregate over
+    every batch so far (`Tier` rows carry running aggregates)."""
+    out = []
+    for res in sorted({t.resolution_s for t in tiers}):
+        parts = [t for t in tiers if t.resolution_s == res]
+        if len(parts) == 1:
+            out.append(parts[0])
+            continue
+        cols = [np.concatenate([getattr(t, f) for t in parts])
+                for f in ("ts_ns", "series", "mean", "min", "max", "count")]
+        ts, series = cols[0], cols[1]
+        order = np.lexsort((np.arange(len(ts)), ts, series))  # stable: later batches last
+        last = np.ones(len(order), bool)
+        last[:-1] = (series[order][1:] != series[order][:-1]) | (ts[order][1:] != ts[order][:-1])
+        keep = order[last]
+        out.append(Tier(res, *(c[keep] for c in cols)))
+    return out
 
 
 class Sink(Protocol):
@@ -148,6 +170,7 @@ class Pipeline:
         self._state_file, self._snapshot_s = state_file, snapshot_interval_s
         self._state_dirty = False
         self._last_snapshot = time.monotonic()
+        self._pending_tiers: list[Tier] = []
         self._m, self._broker, self._clock = metrics, broker, clock
         self._batch_size, self._flush_s, self._max_pending = batch_size, flush_interval_s, \
             pending_batches
@@ -270,7 +293,7 @@ class Pipeline:
         then save the processors' state."""
         self._seal()
         await self._idle.wait()
-        await self._snapshot(force=True)
+        await self._checkpoint(force=True)
 
     # -- processor state --------------------------------------------------------------------
     def restore_state(self) -> None:
@@ -295,11 +318,21 @@ class Pipeline:
         self._publish_counts()
         log.info("restored processor state (%s) from %s", ", ".join(restored), path)
 
-    async def _snapshot(self, *, force: bool = False) -> None:
-        if self._state_file is None or not self._state_dirty:
-            return
+    async def _checkpoint(self, *, force: bool = False) -> None:
+        """When due (every ``snapshot_interval_s``, or ``force``): write the pending tiers,
+        then save the processors' state. Tiers go with the state because a tier row is a
+        bucket's aggregate so far: coalescing batches writes each touched bucket once per
+        checkpoint instead of once per batch, and whatever a crash loses of them comes back
+        from the restored state with the bucket's next reading."""
         now = time.monotonic()
         if not force and now - self._last_snapshot < self._snapshot_s:
+            return
+        self._last_snapshot = now
+        if self._pending_tiers:
+            pending, self._pending_tiers = self._pending_tiers, []
+            for tier in coalesce(pending):
+                await self._write_tier(tier)
+        if self._state_file is None or not self._state_dirty:
             return
         t0 = time.perf_counter()
         try:
@@ -310,7 +343,7 @@ class Pipeline:
             self._rlog.warning("state", "cannot save processor state to %s: %s",
                                self._state_file.path, e)
             return
-        self._last_snapshot, self._state_dirty = now, False
+        self._state_dirty = False
         self._m.counter("pantau_state_snapshots_total").inc()
         self._m.histogram("pantau_state_snapshot_seconds").observe(time.perf_counter() - t0)
         self._m.gauge("pantau_state_snapshot_bytes").set(size)
@@ -340,8 +373,7 @@ class Pipeline:
         self._c_derived.inc(n_derived - n_refused_derived)
         if n_refused_derived:
             self._m.counter("pantau_derived_refused_total").inc(n_refused_derived)
-        for tier in out.tiers:
-            await self._write_tier(tier)
+        self._pending_tiers += out.tiers
         self._publish_counts()
         records = self._records(sealed, batch)
         while True:
@@ -352,7 +384,7 @@ class Pipeline:
                 log.error("cannot write the dead-letter file %s: %s; retrying", self._dl.path, e)
                 await asyncio.sleep(self._retry_max)
         self._m.counter("pantau_deadletter_records_total").inc(len(records))
-        await self._snapshot()
+        await self._checkpoint()
         written = batch.ok & (batch.origin >= 0)
         n_written = int(np.count_nonzero(written))
         if n_written:

@@ -159,11 +159,12 @@ class IngestSettings:
 @dataclass(frozen=True, slots=True)
 class ProcessorSettings:
     snapshot_interval_s: float = _f(
-        5.0, "Stateful processors (flood stages, windows, EWMA, ...) save their state to "
-        "`<state_dir>/processors.npz` (atomically, after a batch is written and before it is "
-        "acknowledged) at most this often, and on a clean stop; it is restored on start. 0: "
-        "after every batch, so that even a kill -9 loses no state (costs a file write per "
-        "batch).")
+        5.0, "Checkpoint interval: the tiers of the batches since the last checkpoint are "
+        "written (one row per bucket) and stateful processors (flood stages, windows, EWMA, "
+        "...) save their state to `<state_dir>/processors.npz` (atomically, after a batch is "
+        "written and before it is acknowledged) at most this often, and on a clean stop; the "
+        "state is restored on start. 0: after every batch, so that even a kill -9 loses no "
+        "state (costs a file write per batch).")
     aqi_standard: str = _f("ispu", "`ispu` (Indonesia, P.14/2020) or `aqi` (US EPA, May 2024): "
                            "names the derived fields (`ispu`, `ispu_category`, ...).")
     aqi_pm25_table: str = _f("2024", "EPA only: PM2.5 breakpoints `2024` or `pre2024`.")

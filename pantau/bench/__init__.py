@@ -106,6 +106,9 @@ def _cpu_s(pid: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv and "--chain" in argv:  # the domain processors' cost: pantau.bench.chain
+        from pantau.bench.chain import main as chain_bench
+        return chain_bench([a for a in argv if a != "--chain"])
     p = argparse.ArgumentParser(prog="pantau bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--messages", type=int, default=200_000, help="per phase (default 200000)")

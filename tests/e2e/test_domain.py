@@ -56,6 +56,7 @@ async def test_derived_fields_quality_and_tiers_are_queryable(
         pantau_env: EnvFactory, influx: InfluxDB1, influx_db: str, mqtt_client: Any) -> None:
     create_tiers(influx, influx_db)
     env = pantau_env(influx_db, PANTAU_PROCESSORS_ANOMALY_WARMUP="3",
+                     PANTAU_PROCESSORS_SNAPSHOT_INTERVAL_S="0",  # tiers written every batch
                      PANTAU_INGEST_PROCESSORS="calibration,range_check,dedupe,quality,flood,"
                      "aqi,anomaly,tiers,windows")
     gauge, aq = mqtt_client("wl-brantas-kanigoro"), mqtt_client("aq-kanigoro")
@@ -104,7 +105,7 @@ async def test_derived_fields_quality_and_tiers_are_queryable(
 async def test_missing_tier_policies_do_not_hold_back_the_readings(
         pantau_env: EnvFactory, influx: InfluxDB1, influx_db: str, mqtt_client: Any) -> None:
     gauge = mqtt_client("wl-brantas-kanigoro")
-    env = pantau_env(influx_db)
+    env = pantau_env(influx_db, PANTAU_PROCESSORS_SNAPSHOT_INTERVAL_S="0")
     async with run_pantau(env):
         gauge.publish(GAUGE, readings(WALK[:3], 0))
         await wait_for(lambda: len(stages(influx, influx_db)) == 3, what="3 stages")

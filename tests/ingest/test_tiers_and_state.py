@@ -135,3 +135,18 @@ def test_a_file_that_is_not_a_snapshot_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "processors.npz").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="not a state snapshot"):
         StateFile(tmp_path / "processors.npz").load()
+
+
+def test_coalesce_keeps_each_buckets_latest_aggregate() -> None:
+    from ingest.pipeline import coalesce
+    a = Tier(60, np.array([0, 0]), np.array([0, 1], np.int32), np.array([1.0, 5.0]),
+             np.array([1.0, 5.0]), np.array([1.0, 5.0]), np.array([1, 1]))
+    b = Tier(60, np.array([0, 60 * 10**9]), np.array([0, 0], np.int32), np.array([1.5, 7.0]),
+             np.array([1.0, 7.0]), np.array([2.0, 7.0]), np.array([2, 1]))
+    h = Tier(3600, np.array([0]), np.array([0], np.int32), np.array([1.0]), np.array([1.0]),
+             np.array([1.0]), np.array([1]))
+    minute, hour = coalesce([a, h, b])
+    assert (minute.resolution_s, hour) == (60, h)
+    assert list(zip(minute.series.tolist(), minute.ts_ns.tolist(), minute.mean.tolist(),
+                    minute.count.tolist(), strict=True)) == [
+        (0, 0, 1.5, 2), (0, 60 * 10**9, 7.0, 1), (1, 0, 5.0, 1)]

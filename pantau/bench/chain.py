@@ -1,0 +1,199 @@
+"""``pantau bench --chain``: what the domain processors cost, on 10,000 series.
+
+Two measurements, both comparing the spine chain (calibration, range check, dedupe) with the
+domain chain (the default: + quality, flood, aqi, anomaly, tiers; optionally + windows):
+
+- ``in-process`` (always): the same batches (``--batch`` readings, weather stations reporting
+  five metrics each minute) through each chain *and* the line protocol encoding of what would
+  be written (readings, derived rows, and the tier lines coalesced per checkpoint as the
+  pipeline writes them), timed with the process CPU clock. Prints
+  readings/s and CPU per reading per chain, and the ratio.
+- ``--end-to-end``: ``pantau run`` twice under the same MQTT load on a private Mosquitto and
+  InfluxDB (first the spine chain, then the domain chain, each into its own database), so the
+  ratio is that of the spine benchmark's CPU per message (MQTT, decoding, HTTP and all).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from devices.registry import load_registry
+from devices.series import SeriesTable
+from ingest.batch import TelemetryBatch
+from ingest.lineproto import LineEncoder, TierEncoder
+from ingest.pipeline import coalesce
+from pantau.settings import ProcessorSettings, Settings
+from processors import ProcessorContext, build_chain
+from processors.domain.derived import Tier
+
+if TYPE_CHECKING:
+    from pantau.devstack import InfluxDB1, Mosquitto
+
+SPINE = ("calibration", "range_check", "dedupe")
+DOMAIN = Settings().ingest.processors
+MIN = 60_000_000_000
+
+
+def _batches(n_devices: int, batch: int, count: int) -> list[TelemetryBatch]:
+    """``count`` batches of weather-station readings: each device reports its five metrics
+    once a minute (spread over the minute), values drifting like the spine bench's."""
+    per = batch // 5
+    out = []
+    for b in range(count):
+        msg = np.arange(b * per, (b + 1) * per)
+        dev = msg % n_devices
+        ts = 1_790_000_000_000_000_000 + (msg // n_devices) * MIN + dev * (MIN // n_devices)
+        i = msg
+        values = np.stack([24 + (i % 97) / 10, 60.0 + i % 40, 1005 + (i % 50) / 10,
+                           (i % 130) / 10, (i % 360).astype(float)], axis=1)
+        series = dev[:, None] * 5 + np.arange(5)
+        out.append(TelemetryBatch.from_arrays(np.repeat(ts, 5), series.ravel(), values.ravel(),
+                                              origin=np.repeat(np.arange(per), 5)))
+    return out
+
+
+def in_process(registry: Path, n_devices: int, batch: int, count: int, windows: bool,
+               checkpoint: int) -> dict[str, tuple[float, float, int]]:
+    """{chain name: (readings/s, CPU µs per reading, rows written)}."""
+    table = SeriesTable.from_registry(load_registry(registry))
+    batches = _batches(n_devices, batch, count)
+    chains = {"spine": SPINE, "domain": DOMAIN}
+    if windows:
+        chains["domain+windows"] = (*DOMAIN, "windows")
+    result = {}
+    for name, names in chains.items():
+        chain = build_chain(names, ProcessorContext(table, settings=ProcessorSettings()))
+        assert chain.table is not None
+        lines, tiers = LineEncoder(chain.table), TierEncoder(chain.table)
+        rows = 0
+        pending: list[Tier] = []
+        cpu0 = time.process_time()
+        for k, b in enumerate(batches, 1):
+            out = chain.run(b)
+            body = lines.encode(TelemetryBatch.concat([out.batch.take(out.batch.ok),
+                                                       out.derived]))
+            rows += len(out.derived) + int(out.batch.ok.sum())
+            pending += out.tiers
+            if k % checkpoint == 0 or k == len(batches):  # as the pipeline's checkpoint does
+                for t in coalesce(pending):
+                    body += tiers.encode(t)
+                    rows += len(t)
+                pending = []
+        cpu = time.process_time() - cpu0
+        n = batch * count
+        result[name] = (n / cpu, cpu / n * 1e6, rows)
+    return result
+
+
+def _pantau_phase(ctx: Any, broker: Mosquitto, influx: InfluxDB1,
+                  devices: list[tuple[str, str]], registry: Path, work: Path,
+                  chain: tuple[str, ...], n: int, publishers: int) -> tuple[float, float]:
+    """(messages/s, CPU s per 10,000 messages) of ``pantau run`` with ``chain``."""
+    from pantau.bench import _cpu_s, _load, _metrics
+    from pantau.devstack import PANTAU_USER, free_port
+
+    db = f"bench_{len(chain)}"
+    influx.create_database(db)
+    http = f"127.0.0.1:{free_port()}"
+    env = {**os.environ, "PANTAU_MQTT_URL": broker.url_for(PANTAU_USER),
+           "PANTAU_MQTT_CLIENT_ID": f"pantau-bench-{len(chain)}",
+           "PANTAU_INFLUX_URL": influx.url, "PANTAU_INFLUX_DATABASE": db,
+           "PANTAU_INFLUX_USERNAME": influx.writer.username,
+           "PANTAU_INFLUX_PASSWORD": influx.writer.password,
+           "PANTAU_REGISTRY": str(registry), "PANTAU_HTTP_LISTEN": http,
+           "PANTAU_STATE_DIR": str(work / f"state-{len(chain)}"), "PANTAU_LOG_LEVEL": "WARNING",
+           "PANTAU_INGEST_PROCESSORS": ",".join(chain)}
+    for rp in ("tier_1m", "tier_1h"):
+        influx.query(f'CREATE RETENTION POLICY "{rp}" ON "{db}" DURATION INF '
+                     "REPLICATION 1", db="", user="admin")
+    with open(work / f"pantau-{len(chain)}.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "pantau.cli", "run"], env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://{http}"
+        try:
+            for _ in range(300):
+                try:
+                    urllib.request.urlopen(f"{url}/readyz", timeout=1)
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            cpu0, t0 = _cpu_s(proc.pid), time.perf_counter()
+            _load(ctx, broker, devices, n, publishers)
+            while _metrics(url).get("pantau_messages_acked_total", 0) < n:
+                time.sleep(0.02)
+            seconds = time.perf_counter() - t0
+            cpu = _cpu_s(proc.pid) - cpu0
+        finally:
+            proc.terminate()
+            proc.wait(60)
+    return n / seconds, cpu / (n / 10_000)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="pantau bench --chain", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--series", type=int, default=10_000, help="series (5 per station; "
+                   "default 10000)")
+    p.add_argument("--batch", type=int, default=5000, help="readings per batch (default 5000, "
+                   "influx.batch_size)")
+    p.add_argument("--batches", type=int, default=200, help="batches (default 200: 100 "
+                   "readings per series, past the anomaly warm-up)")
+    p.add_argument("--windows", action="store_true", help="also time domain + windows")
+    p.add_argument("--checkpoint", type=int, default=20, help="batches per checkpoint, where "
+                   "tiers are coalesced and written (default 20: 5 s at 20,000 readings/s)")
+    p.add_argument("--end-to-end", action="store_true", help="also run `pantau run` twice "
+                   "under MQTT load (private Mosquitto + InfluxDB)")
+    p.add_argument("--messages", type=int, default=100_000, help="end to end: per chain")
+    p.add_argument("--publishers", type=int, default=2, help="end to end: publisher processes")
+    a = p.parse_args(argv)
+    from pantau.bench import _registry
+    n_devices = a.series // 5
+    with tempfile.TemporaryDirectory(prefix="pantau-bench-chain-") as tmp:
+        work = Path(tmp)
+        devices = _registry(work / "registry.yaml", n_devices)
+        print(f"in process: {a.batches} batches of {a.batch} readings, {n_devices * 5} series "
+              "...", flush=True)
+        res = in_process(work / "registry.yaml", n_devices, a.batch, a.batches, a.windows,
+                         a.checkpoint)
+        report = [f"Pantau chain benchmark: {n_devices * 5} series ({n_devices} weather "
+                  f"stations), batches of {a.batch} readings",
+                  "  in process (chain + line protocol of everything written, CPU clock):"]
+        base = res["spine"][1]
+        for name, (rate, us, rows) in res.items():
+            report.append(f"    {name:15s} {rate:12,.0f} readings/s  {us:6.2f} µs/reading  "
+                          f"x{us / base:4.2f}  ({rows / (a.batch * a.batches):.2f} rows "
+                          "written per reading)")
+        if a.end_to_end:
+            from pantau.devstack import InfluxDB1, Mosquitto, stack_users
+            n = a.messages - a.messages % a.publishers
+            ctx = mp.get_context("spawn")
+            broker = Mosquitto(work / "mqtt", users=stack_users([]))
+            influx = InfluxDB1(work / "influx", database="bench")
+            with broker, influx:
+                e2e = {}
+                for name, chain in (("spine", SPINE), ("domain", DOMAIN)):
+                    print(f"end to end: pantau run with the {name} chain, {n} messages ...",
+                          flush=True)
+                    e2e[name] = _pantau_phase(ctx, broker, influx, devices, work / "registry.yaml",
+                                              work, chain, n, a.publishers)
+            report.append(f"  end to end ({n} messages of 5 readings, {a.publishers} "
+                          "publishers):")
+            for name, (rate, cpu) in e2e.items():
+                report.append(f"    {name:15s} {rate:12,.0f} msg/s  {cpu:6.2f} CPU s per "
+                              f"10,000 messages  x{cpu / e2e['spine'][1]:4.2f}")
+            extra = e2e["domain"][1] / e2e["spine"][1] - 1
+            report.append(f"  domain processors add {extra:+.0%} CPU per message "
+                          "(target: < +15%)")
+        print("\n" + "\n".join(report))
+    return 0
