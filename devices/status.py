@@ -36,25 +36,16 @@ from typing import TypeVar
 import numpy as np
 
 from devices.series import SeriesTable
-from devices.status_db import HistoryRow, StatusDB
+from devices.status_db import CAUSES, STATUSES, HistoryRow, StatusDB, Transition
 from ingest.batch import TelemetryBatch
 
 log = logging.getLogger("pantau.status")
+__all__ = ["CAUSES", "STATUSES", "DeviceState", "StatusStore", "Transition"]
 
-STATUSES = ("unknown", "online", "offline")
-UNKNOWN, ONLINE, OFFLINE = 0, 1, 2
-CAUSES = ("", "lwt", "timeout", "telemetry")
-LWT, TIMEOUT, TELEMETRY = 1, 2, 3
+UNKNOWN, ONLINE, OFFLINE = 0, 1, 2  # indexes into STATUSES
+LWT, TIMEOUT, TELEMETRY = 1, 2, 3   # indexes into CAUSES
 NEVER = np.iinfo(np.int64).min
 R = TypeVar("R")
-
-
-@dataclass(frozen=True, slots=True)
-class Transition:
-    device: str
-    ts_ns: int
-    status: str
-    cause: str
 
 
 @dataclass(frozen=True, slots=True)

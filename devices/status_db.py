@@ -24,12 +24,25 @@ CREATE TABLE IF NOT EXISTS status_history (
 CREATE INDEX IF NOT EXISTS status_history_by_device ON status_history (device, ts_ns);
 """
 
+STATUSES = ("unknown", "online", "offline")
+CAUSES = ("", "lwt", "timeout", "telemetry")  # "" while a device never changed status
+
 #: (device, status, since_ns, cause, last_seen_ns)
 StatusRow = tuple[str, str, int, str, int]
 #: (device, metric, ts_ns, value)
 ValueRow = tuple[str, str, int, float]
 #: (device, ts_ns, status, cause)
 HistoryRow = tuple[str, int, str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One status change: when (ns since the epoch), to what, and why."""
+
+    device: str
+    ts_ns: int
+    status: str
+    cause: str
 
 
 @dataclass(slots=True)

@@ -35,17 +35,6 @@ def _parser() -> argparse.ArgumentParser:
                    "(`pantau bench --help`)", add_help=False)
     chk = sub.add_parser("check", help="validate the settings and the device registry, then exit")
     chk.add_argument("--config", metavar="FILE", help="settings TOML file")
-    smp = sub.add_parser("sample", help="publish sample telemetry for every registry device",
-                         description="A small built-in publisher: every device of the registry "
-                         "reports plausible values at its interval (scaled by --speed).")
-    smp.add_argument("--config", metavar="FILE", help="settings TOML file (registry, mqtt.url)")
-    smp.add_argument("--credentials", metavar="JSON", required=True,
-                     help="JSON file mapping device id -> MQTT password")
-    smp.add_argument("--speed", type=float, default=60.0,
-                     help="time compression: 60 sends a 1-minute device every second "
-                     "(default 60)")
-    smp.add_argument("--duration", type=float, default=0.0,
-                     help="stop after this many seconds (default: run until Ctrl-C)")
     from devices.commands import add_parsers
     add_parsers(sub)  # `pantau devices ...`, `pantau simulate`
     return p
@@ -78,10 +67,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in ("devices", "simulate"):
             from devices.commands import run_command
             return run_command(args, settings)
-        if args.command == "sample":
-            from pantau.sample import publish_samples
-            return asyncio.run(publish_samples(settings, args.credentials, speed=args.speed,
-                                               duration=args.duration))
     except PantauError as e:
         print(f"pantau: error: {e}", file=sys.stderr)
         return 2

@@ -2,7 +2,8 @@
 # Pantau's main job on one machine, from a fresh Debian checkout to data flowing:
 #   .venv + pip install (when needed) -> Debian mosquitto + influxdb (installed if missing)
 #   -> a local stack on free loopback ports (authenticated broker, per-device ACL,
-#      InfluxDB with auth) -> `pantau run` -> `pantau sample` (sample traffic for every device)
+#      InfluxDB with auth) -> `pantau run` -> `pantau simulate` (the simulated Blitar regency:
+#      the last hours replayed at once, then every device live at its real cadence)
 # Ctrl-C stops everything; data and credentials stay in var/devstack for the next run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +18,7 @@ mkdir -p "$STACK"
 rm -f "$STACK/env.sh"
 pids=()
 cleanup() {
-    trap - INT TERM EXIT
+    trap "" INT TERM; trap - EXIT  # a second Ctrl-C must not cut the stop order short
     step "stopping"
     # Pantau first, so it drains into InfluxDB before the stack goes away.
     for ((i=${#pids[@]}-1; i>=0; i--)); do kill -TERM "${pids[i]}" 2>/dev/null; wait "${pids[i]}" 2>/dev/null; done
@@ -25,7 +26,9 @@ cleanup() {
 trap cleanup INT TERM EXIT
 
 step "local stack (Mosquitto + InfluxDB) in $STACK"
-"$PY" -m pantau.devstack up --dir "$STACK" > "$STACK/devstack.out" 2>&1 &
+# Its own session: Ctrl-C must not reach the stack directly, or InfluxDB would stop while
+# Pantau drains into it; `cleanup` stops it last.
+setsid "$PY" -m pantau.devstack up --dir "$STACK" > "$STACK/devstack.out" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 120); do [ -f "$STACK/env.sh" ] && break; sleep 0.5; kill -0 "${pids[0]}" 2>/dev/null || break; done
 [ -f "$STACK/env.sh" ] || { cat "$STACK/devstack.out"; fail "the local stack did not start"; }
@@ -42,19 +45,36 @@ for _ in $(seq 1 60); do ready >/dev/null 2>&1 && break; sleep 0.5; done
 ready || fail "pantau did not become ready (see the log above)"
 echo
 
-step "pantau sample (sample telemetry from every registry device, 60x real time)"
-.venv/bin/pantau sample --credentials "$STACK/devices.json" --speed 60 &
+# Devices stamp readings with their own (simulated) clock, and Pantau rejects readings more
+# than ingest.max_future_s (300 s) ahead: a simulation faster than real time would be refused
+# within 300 / (speed - 1) s. So the past hours are replayed first (flat out, ending now), so
+# the dashboards have curves at once, and then the regency runs live at speed 1.
+BACKFILL_H=${PANTAU_DEMO_BACKFILL_H:-6}
+SIM=(.venv/bin/pantau simulate --credentials "$STACK/devices.json" --scenario normal)
+if [ "$BACKFILL_H" != 0 ]; then
+    step "pantau simulate: the last $BACKFILL_H h of Blitar, replayed as fast as Pantau takes it"
+    start=$("$PY" -c 'import sys, time; print(time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() - float(sys.argv[1]) * 3600)))' "$BACKFILL_H")
+    "${SIM[@]}" --flat-out --start "$start" --duration "$("$PY" -c "print(float($BACKFILL_H) * 3600)")" &
+    pids+=($!)
+    wait "${pids[-1]}" || fail "the replay of the last $BACKFILL_H h failed"
+    unset 'pids[-1]'
+fi
+step "pantau simulate (every registry device live at its real cadence, with its own credentials and LWT)"
+"${SIM[@]}" --speed 1 &
 pids+=($!)
 
 cat <<TXT
 
 Pantau is running. Look at:
-  http://$HTTP/api/devices        the registry's devices and their LWT status
+  http://$HTTP/api/devices        every device: online/offline, last seen, battery
+  http://$HTTP/api/devices?status=offline    filters: kind, site, status
+  http://$HTTP/api/devices/wl-brantas-kanigoro           one device, its last values
+  http://$HTTP/api/devices/wl-brantas-kanigoro/history   its online/offline history
   http://$HTTP/metrics            received / written / rejected-by-reason / unacked ...
   http://$HTTP/readyz             broker and database checks
   ${PANTAU_STATE_DIR}/deadletter.jsonl          every rejected message, with its reason
   InfluxDB (InfluxQL), e.g.:
-    curl -sG "\$PANTAU_INFLUX_URL/query" -u "\$DEVSTACK_INFLUX_READER_USER:\$DEVSTACK_INFLUX_READER_PASSWORD" \\
+    curl -sG "\$PANTAU_INFLUX_URL/query" -u "\$DEVSTACK_INFLUX_READER_USERNAME:\$DEVSTACK_INFLUX_READER_PASSWORD" \\
       --data-urlencode db=$PANTAU_INFLUX_DATABASE --data-urlencode "q=SELECT last(*) FROM river_gauge GROUP BY device"
     (variables: . $STACK/env.sh)
 Ctrl-C stops everything.

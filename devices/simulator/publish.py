@@ -38,6 +38,7 @@ class _Pump:
         self.unacked = 0
         self.acked = 0
         self.clients: list[mqtt.Client] = []
+        self._misc_due = 0.0
 
     def _on_publish(self, *_: Any) -> None:
         self.unacked -= 1
@@ -60,6 +61,11 @@ class _Pump:
                 c.loop_write()
         for key, _ in self.sel.select(timeout):
             key.data.loop_read()
+        now = time.monotonic()
+        if now >= self._misc_due:  # keepalive PINGREQs, or the broker drops idle devices
+            self._misc_due = now + 1.0
+            for c in self.clients:
+                c.loop_misc()
 
     def send(self, c: mqtt.Client, msg: Message) -> None:
         while self.unacked >= MAX_UNACKED:
