@@ -189,3 +189,25 @@ async def test_flush_writes_only_what_changed_in_one_transaction(store: StatusSt
     await store.flush()
     await store.flush()    # nothing changed: no transaction
     assert calls == [(1, 1, 1)]
+
+
+async def test_a_failed_flush_keeps_the_changes_for_the_next_one(store: StatusStore,
+                                                                 clock: Clock) -> None:
+    write = store._db.write
+    fail = [False, True]  # popped from the end: the first write fails
+
+    def flaky(st: list[object], va: list[object], hi: list[object]) -> None:
+        if fail.pop():
+            raise sqlite3.OperationalError("disk I/O error")
+        write(st, va, hi)  # type: ignore[arg-type]
+
+    store._db.write = flaky  # type: ignore[method-assign,assignment]
+    store.on_status("pantau/x/a/status", b"online")
+    store.on_stored(batch([(A_LEVEL, T0, 4.0)]), [clock.now])
+    with pytest.raises(sqlite3.OperationalError):
+        await store.flush()
+    clock.advance(1)
+    store.on_status("pantau/x/a/status", b"offline")  # a change while the write was failing
+    assert await transitions(store, "a") == [(0, "online", "lwt"), (1, "offline", "lwt")]
+    rows = store._db.conn.execute("SELECT device, metric, value FROM last_value").fetchall()
+    assert rows == [("a", "level_cm", 4.0)]
