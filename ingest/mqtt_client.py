@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 import paho.mqtt.client as mqtt
-from paho.mqtt.client import PUBACK
+from paho.mqtt.client import PUBACK, time_func
 from paho.mqtt.enums import MQTTErrorCode
 
 FastHandler = Callable[[str, bytes, int], None]
@@ -44,6 +44,7 @@ class LeanClient(mqtt.Client):
                  **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fast_handler = fast_handler
+        self.hold = False  # set while the owner pauses reading: parsing stops at a packet edge
         self._rbuf = b""
         self._rpos = 0
         self._rsock: object = None
@@ -65,13 +66,15 @@ class LeanClient(mqtt.Client):
         if (handler is not None and self._in_packet["command"] == 0
                 and self._rsock is self._sock and self._rpos < len(self._rbuf)):
             self._rpos = self._parse_publishes(self._rbuf, self._rpos, handler)
+            if self.hold:
+                return MQTTErrorCode.MQTT_ERR_SUCCESS
         return super().loop_read(max_packets)
 
     def _parse_publishes(self, buf: bytes, pos: int, handler: FastHandler) -> int:
         """Hand every complete QoS 1 PUBLISH from ``buf[pos:]`` to ``handler``; return the
         position of the first byte not consumed."""
         end, v5 = len(buf), self._protocol == mqtt.MQTTv5
-        while pos < end and buf[pos] & 0xF6 == 0x32:  # PUBLISH, QoS 1 (any DUP / RETAIN)
+        while pos < end and buf[pos] & 0xF6 == 0x32 and not self.hold:  # PUBLISH, QoS 1
             i, length, shift = pos + 1, 0, 0
             while i < end:
                 b = buf[i]
@@ -105,6 +108,13 @@ class LeanClient(mqtt.Client):
             handler(topic, buf[j:stop], mid)
             pos = stop
         return pos
+
+    def note_alive(self) -> None:
+        """Tell paho's keepalive check that the broker is alive although Pantau is not reading
+        (back-pressure): bytes waiting in the socket prove it. Without this, paho closes the
+        connection once a PINGRESP stays unread for a keepalive period."""
+        with self._msgtime_mutex:
+            self._last_bytes_received = time_func()
 
     def buffered(self) -> bool:
         """True while bytes already read from the socket wait to be parsed: the socket may

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import select
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -228,10 +229,12 @@ class MqttSource:
     def pause(self) -> None:
         """Stop reading from the broker (unread messages wait in the socket and the broker)."""
         self._paused = True
+        self._client.hold = True
         self._sync_reader()
 
     def resume(self) -> None:
         self._paused = False
+        self._client.hold = False
         self._sync_reader()
         if self._client.buffered() and self._loop is not None:
             self._loop.call_soon(self._readable)  # bytes already read wake no selector
@@ -297,9 +300,13 @@ class MqttSource:
     async def housekeeping(self) -> None:
         """Keepalive pings and retries; run beside `run` until cancelled."""
         while True:
-            await asyncio.sleep(1.0)
-            if self._fd is not None:
-                self._client.loop_misc()
+            await asyncio.sleep(min(1.0, self._s.keepalive_s / 4))
+            fd = self._fd
+            if fd is None:
+                continue
+            if self._paused and select.select([fd], [], [], 0)[0]:
+                self._client.note_alive()  # unread bytes wait: the broker is there
+            self._client.loop_misc()
 
     async def _shutdown(self) -> None:
         self._flush_acks()

@@ -226,7 +226,9 @@ class Pipeline:
             notes = op.rows.notes.get(origin) if op.rows.notes else None
             self._c_readings.value += added + (len(notes) if notes else 0)
             self._g_inflight.value += added
-        if self._g_unacked.value >= self._max_unacked:
+        if self._g_unacked.value >= self._max_unacked and not self._paused:
+            # Crossing the cap seals once and pauses; what the source still hands over
+            # (the rest of its read buffer) joins the open batch instead of tiny ones.
             self._seal()
             self._update_pause()
         elif len(rows) >= self._batch_size:

@@ -92,7 +92,7 @@ async def test_database_outage_loses_nothing_and_memory_stays_bounded(
     t0_ms = int(time.time() * 1000) - 3_600_000
     p: PantauProcess = pantau_process(pantau_env(
         db, influx_db=db_server, PANTAU_MQTT_MAX_UNACKED=str(max_unacked),
-        PANTAU_INFLUX_BATCH_SIZE="500", PANTAU_INFLUX_TIMEOUT_S="2"))
+        PANTAU_INFLUX_BATCH_SIZE="500", PANTAU_MQTT_KEEPALIVE_S="4", PANTAU_INFLUX_TIMEOUT_S="2"))
     p.start()
     await _ready(p)
     proc = psutil.Process(p.proc.pid)  # type: ignore[union-attr]
@@ -118,6 +118,9 @@ async def test_database_outage_loses_nothing_and_memory_stays_bounded(
     assert peak_rss - rss_before < 50 * 1024 * 1024, (rss_before, peak_rss)
     assert await _gauge(p, "pantau_messages_unacked") == 0
     assert await _gauge(p, "pantau_write_retries_total", prefix=True) > 0
+    # Paused for five keepalive periods, the connection stayed up: no reconnect, no ack lost.
+    assert await _gauge(p, "pantau_mqtt_reconnects_total") == 0
+    assert await _gauge(p, "pantau_mqtt_acks_skipped_total") == 0
     assert p.stop() == 0
 
 
