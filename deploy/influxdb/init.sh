@@ -7,10 +7,21 @@ mkdir -p "$out"
 bucket_id=$(influx bucket list --name "$DOCKER_INFLUXDB_INIT_BUCKET" --hide-headers | cut -f1)
 influx v1 dbrp create --db "$DOCKER_INFLUXDB_INIT_BUCKET" --rp autogen \
     --bucket-id "$bucket_id" --default
-# Pantau: write to its bucket, nothing else.
-influx auth create --description pantau-write --write-bucket "$bucket_id" --hide-headers \
+# The downsampled tiers Pantau writes beside the raw data (1 minute, 1 hour), kept longer.
+tier_ids=()
+for tier in 1m:730d 1h:0; do
+    name="${DOCKER_INFLUXDB_INIT_BUCKET}_${tier%%:*}"
+    influx bucket create --name "$name" --retention "${tier#*:}"
+    id=$(influx bucket list --name "$name" --hide-headers | cut -f1)
+    influx v1 dbrp create --db "$DOCKER_INFLUXDB_INIT_BUCKET" --rp "tier_${tier%%:*}" --bucket-id "$id"
+    tier_ids+=("$id")
+done
+# Pantau: write to its buckets, nothing else.
+influx auth create --description pantau-write --write-bucket "$bucket_id" \
+    --write-bucket "${tier_ids[0]}" --write-bucket "${tier_ids[1]}" --hide-headers \
     | cut -f3 > "$out/pantau-write.token"
-# Grafana: read its bucket, nothing else.
-influx auth create --description grafana-read --read-bucket "$bucket_id" --hide-headers \
+# Grafana: read them, nothing else.
+influx auth create --description grafana-read --read-bucket "$bucket_id" \
+    --read-bucket "${tier_ids[0]}" --read-bucket "${tier_ids[1]}" --hide-headers \
     | cut -f3 > "$out/grafana-read.token"
 chmod 0644 "$out"/*.token

@@ -125,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"starting Mosquitto and InfluxDB in {work} ...", flush=True)
         with broker, influx:
             influx.create_database("bench")
+            influx.create_tiers("bench")
             ceilings = {}
             for proto in (5, 3):
                 print(f"ceiling: bare paho subscriber (MQTT {'v5' if proto == 5 else 'v3.1.1'}),"

@@ -131,6 +131,7 @@ bind-address = "{self.host}:{self.rpc_port}"
             self.query(f"CREATE USER {u.username} WITH PASSWORD '{u.password}'", db="",
                        user="admin")
         self.create_database(self.database)
+        self.create_tiers(self.database)
 
     # -- helpers ----------------------------------------------------------------------------
     def create_database(self, name: str) -> str:
@@ -140,6 +141,13 @@ bind-address = "{self.host}:{self.rpc_port}"
                   f'GRANT READ ON "{name}" TO {self.reader.username}'):
             self.query(q, db="", user="admin")
         return name
+
+    def create_tiers(self, name: str, tiers: tuple[str, ...] = ("tier_1m", "tier_1h")) -> None:
+        """Create the retention policies Pantau writes its downsampled tiers to (idempotent;
+        kept forever here: a deployment chooses durations, e.g. raw 90 d, 1 min 2 y)."""
+        for rp in tiers:
+            self.query(f'CREATE RETENTION POLICY "{rp}" ON "{name}" DURATION INF REPLICATION 1',
+                       db="", user="admin")
 
     def drop_database(self, name: str) -> None:
         self.query(f'DROP DATABASE "{name}"', db="", user="admin")
