@@ -20,11 +20,11 @@ Guarantees:
   both; they have origin -1 and are not readings (counted apart; a refused one is counted and
   logged, not dead-lettered).
 - Checkpoint, at most every ``snapshot_interval_s`` (0: every batch) and after `drain`, after
-  the writes and before the acks: the tiers of the batches since the last one, coalesced to
-  one row per bucket, written with the same retries (a tier whose retention policy or bucket
-  is missing is skipped, counted and logged with the fix: tiers can be rebuilt from the
-  readings, held-back readings cannot); then the processors' state (`StateFile`), which
-  `restore_state` loads on start.
+  the writes and before the acks: the tiers of the batches since the last one (aggregated
+  there in one pass, `processors.Chain.flush_tiers`), one row per bucket, written with the
+  same retries (a tier whose retention policy or bucket is missing is skipped, counted and
+  logged with the fix: tiers can be rebuilt from the readings, held-back readings cannot);
+  then the processors' state (`StateFile`), which `restore_state` loads on start.
 """
 
 from __future__ import annotations
@@ -87,9 +87,21 @@ def coalesce(tiers: list[Tier]) -> list[Tier]:
         cols = [np.concatenate([getattr(t, f) for t in parts])
                 for f in ("ts_ns", "series", "mean", "min", "max", "count")]
         ts, series = cols[0], cols[1]
-        order = np.lexsort((np.arange(len(ts)), ts, series))  # stable: later batches last
-        last = np.ones(len(order), bool)
-        last[:-1] = (series[order][1:] != series[order][:-1]) | (ts[order][1:] != ts[order][:-1])
+        width = res * 1_000_000_000
+        bucket = (ts - ts.min()) // width
+        span = int(bucket.max()) + 1
+        if (int(series.max()) + 1) * span < 2**62 and not (ts % width).any():
+            # bucket starts, as `Tier` rows have: one int64 key (series, bucket)
+            key = series.astype(np.int64) * span + bucket
+            order = np.argsort(key, kind="stable")  # stable: later batches last
+            k = key[order]
+            last = np.ones(len(order), bool)
+            last[:-1] = k[1:] != k[:-1]
+        else:
+            order = np.lexsort((np.arange(len(ts)), ts, series))
+            last = np.ones(len(order), bool)
+            last[:-1] = ((series[order][1:] != series[order][:-1])
+                         | (ts[order][1:] != ts[order][:-1]))
         keep = order[last]
         out.append(Tier(res, *(c[keep] for c in cols)))
     return out
@@ -330,6 +342,7 @@ class Pipeline:
         if not force and now - self._last_snapshot < self._snapshot_s:
             return
         self._last_snapshot = now
+        self._pending_tiers += self._chain.flush_tiers()
         if self._pending_tiers:
             pending, self._pending_tiers = self._pending_tiers, []
             for tier in coalesce(pending):
@@ -356,7 +369,7 @@ class Pipeline:
 
     async def _handle(self, sealed: Sealed) -> None:
         t0 = time.perf_counter()
-        out = self._chain.run(sealed.batch)
+        out = self._chain.run(sealed.batch, defer_tiers=True)
         self._h_process.observe(time.perf_counter() - t0)
         self._state_dirty = True
         batch = out.batch

@@ -115,6 +115,11 @@ class InfluxSettings:
     retention_policy: str = _f("", "v1: retention policy (empty: the database's default).")
     username: str = _f("", "v1: user with WRITE on `database` (empty: no auth).")
     password: Secret = _f(Secret(), "v1: that user's password.")
+    read_username: str = _f("", "v1: user with READ on `database`, used only by `pantau devices "
+                            "recalibrate` to read stored points back (it writes them as "
+                            "`username`). Separate so that the ingest user keeps WRITE only; "
+                            "empty: `username` (which then needs READ too).")
+    read_password: Secret = _f(Secret(), "v1: that user's password.")
     org: str = _f("pantau", "v2: organisation.")
     bucket: str = _f("pantau", "v2: bucket.")
     token: Secret = _f(Secret(), "v2: API token with write access to `bucket` only.")
@@ -182,7 +187,11 @@ class ProcessorSettings:
     anomaly_threshold: float = _f(4.0, "Absolute z-score at or above which a reading is flagged "
                                   "anomalous.")
     anomaly_warmup: int = _f(20, "Readings a series needs before it gets a z-score.")
-    anomaly_metrics: tuple[str, ...] = _f((), "Metrics that get a z-score (empty: all).")
+    anomaly_metrics: tuple[str, ...] = _f(
+        ("level_cm", "distance_cm", "rain_mm", "pm25", "pm10", "vehicles"),
+        "Metrics that get a z-score (`<metric>_zscore`) and the anomaly flag: by default those "
+        "a command center acts on (river level, rain, particulates, traffic), not every "
+        "battery, wind direction or humidity; empty: all.")
     windows_s: tuple[int, ...] = _f((300, 3600), "`windows` processor: rolling windows in "
                                     "seconds (fields `<metric>_<stat>_5m`, ...).")
     window_stats: tuple[str, ...] = _f(("mean", "min", "max"), "`windows` processor: "
@@ -191,7 +200,10 @@ class ProcessorSettings:
                                          "all).")
     tiers_s: tuple[int, ...] = _f((60, 3600), "`tiers` processor: downsampling resolutions in "
                                   "seconds; each is written to retention policy `tier_<1m>` "
-                                  "(v1) or bucket `<bucket>_<1m>` (v2), which must exist.")
+                                  "(v1) or bucket `<bucket>_<1m>` (v2), which must exist. A "
+                                  "device reporting less often than a resolution (`interval_s` "
+                                  "> it) is left out of that tier: its raw points already are "
+                                  "that tier.")
 
     def __post_init__(self) -> None:
         if self.aqi_standard not in ("ispu", "aqi"):

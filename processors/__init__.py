@@ -31,7 +31,7 @@ from processors.aqi import AirQuality
 from processors.calibration import Calibration
 from processors.dedupe import Dedupe
 from processors.domain.derived import Derived, Output, Tier
-from processors.domain.segments import State
+from processors.domain.segments import IP, State, sort_order
 from processors.flood import FloodStage
 from processors.quality import Quality
 from processors.range_check import RangeCheck
@@ -123,25 +123,48 @@ class Chain:
         self.stateful = {n: p for n, p in zip(self.names, self.steps, strict=True)
                          if callable(getattr(p, "state", None))}
         self.table = table
+        self._fingerprint: str | None = None
+        self._defers = tuple(callable(getattr(p, "defer", None)) for p in self.steps)
 
     def process(self, batch: TelemetryBatch) -> TelemetryBatch:
         for step in self.steps:
             batch = step.process(batch)
         return batch
 
-    def run(self, batch: TelemetryBatch) -> Processed:
-        """Every step over ``batch``; derived values become rows of the chain's table."""
+    def run(self, batch: TelemetryBatch, *, defer_tiers: bool = False) -> Processed:
+        """Every step over ``batch``; derived values become rows of the chain's table.
+
+        ``defer_tiers``: steps that can (`processors.tiers.Tiers`) only set the batch's rows
+        aside, and `flush_tiers` returns their tiers later, for all those batches at once (what
+        the pipeline does, writing tiers at checkpoints); otherwise each batch's tiers are in
+        ``Processed.tiers``. Use one way for the life of a chain."""
         derived: list[Derived] = []
         tiers: list[Tier] = []
-        for p, stepping in zip(self.steps, self._stepping, strict=True):
+        order: IP | None = None  # the batch sorted by (series, ts), shared by the steps
+        sorted_by: tuple[object, object] = (None, None)
+        for p, stepping, defers in zip(self.steps, self._stepping, self._defers, strict=True):
             if stepping:
-                out: Output = p.step(batch)  # type: ignore[attr-defined]
+                if sorted_by[0] is not batch.ts_ns or sorted_by[1] is not batch.series:
+                    order, sorted_by = sort_order(batch), (batch.ts_ns, batch.series)
+                if defer_tiers and defers:
+                    batch = p.defer(batch, order)  # type: ignore[attr-defined]
+                    continue
+                out: Output = p.step(batch, order)  # type: ignore[attr-defined]
                 batch = out.batch
                 derived += out.derived
                 tiers += out.tiers
             else:
                 batch = p.process(batch)
         return Processed(batch, self._rows(batch, derived), tuple(tiers))
+
+    def flush_tiers(self) -> list[Tier]:
+        """The tiers of the batches run with ``defer_tiers`` since the last call: one row per
+        (resolution, series, bucket) touched, each the bucket's aggregate so far."""
+        out: list[Tier] = []
+        for p, defers in zip(self.steps, self._defers, strict=True):
+            if defers:
+                out += p.flush()  # type: ignore[attr-defined]
+        return out
 
     def _rows(self, batch: TelemetryBatch, derived: list[Derived]) -> TelemetryBatch:
         if self.table is None:
@@ -179,6 +202,11 @@ class Chain:
     # -- state ---------------------------------------------------------------------------
     def fingerprint(self) -> str:
         """Identifies what a snapshot's arrays are indexed by: the raw series and the chain."""
+        if self._fingerprint is None:  # the table and steps never change: hash them once
+            self._fingerprint = self._hash()
+        return self._fingerprint
+
+    def _hash(self) -> str:
         h = hashlib.sha256()
         if self.table is not None:
             for s in range(self.table.raw):

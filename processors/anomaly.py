@@ -18,6 +18,7 @@ from devices.series import DerivedMetric, SeriesTable
 from ingest.batch import FLAG_ANOMALY, TelemetryBatch
 from processors.domain.derived import Output, derived
 from processors.domain.segments import (
+    IP,
     NEVER,
     State,
     affine_scan,
@@ -51,9 +52,8 @@ class Anomaly:
     def process(self, batch: TelemetryBatch) -> TelemetryBatch:
         return self.step(batch).batch
 
-    def step(self, batch: TelemetryBatch) -> Output:
-        rows = fresh_rows(batch, self.last_ts)
-        rows = rows[self.selected[batch.series[rows]]]
+    def step(self, batch: TelemetryBatch, order: IP | None = None) -> Output:
+        rows = fresh_rows(batch, self.last_ts, order, self.selected)
         if len(rows) == 0:
             return Output(batch)
         s, t, x = batch.series[rows], batch.ts_ns[rows], batch.value[rows]

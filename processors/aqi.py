@@ -25,7 +25,7 @@ from ingest.batch import TelemetryBatch
 from processors.domain import aqi_tables as t
 from processors.domain.derived import Derived, Output, derived
 from processors.domain.rolling import History, Span
-from processors.domain.segments import F64, I32, I64, NEVER, B, State, ends, fresh_rows
+from processors.domain.segments import F64, I32, I64, IP, NEVER, B, State, ends, fresh_rows
 
 H = 3_600_000_000_000
 POLLUTANTS = ("pm25", "pm10", "so2", "co", "o3", "no2", "hc")
@@ -48,6 +48,7 @@ class AirQuality:
         self.entries = ENTRIES[standard]
         self.pollutant = np.array([POLLUTANTS.index(m) if m in self.entries else -1
                                    for m in table.metric], np.int8)
+        self.own = self.pollutant >= 0
         self.metric = table.metric
         self.device = table.device_index
         self.history = History(n, 24 * H)
@@ -66,9 +67,8 @@ class AirQuality:
     def process(self, batch: TelemetryBatch) -> TelemetryBatch:
         return self.step(batch).batch
 
-    def step(self, batch: TelemetryBatch) -> Output:
-        rows = fresh_rows(batch, self.history.last_ts)
-        rows = rows[self.pollutant[batch.series[rows]] >= 0]
+    def step(self, batch: TelemetryBatch, order: IP | None = None) -> Output:
+        rows = fresh_rows(batch, self.history.last_ts, order, self.own)
         if len(rows) == 0:
             return Output(batch)
         s, ts = batch.series[rows], batch.ts_ns[rows]

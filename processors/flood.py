@@ -28,6 +28,7 @@ from processors.domain.segments import (
     F64,
     I32,
     I64,
+    IP,
     NEVER,
     B,
     State,
@@ -82,9 +83,8 @@ class FloodStage:
     def process(self, batch: TelemetryBatch) -> TelemetryBatch:
         return self.step(batch).batch
 
-    def step(self, batch: TelemetryBatch) -> Output:
-        rows = fresh_rows(batch, self.history.last_ts)
-        rows = rows[self.gauge[batch.series[rows]]]
+    def step(self, batch: TelemetryBatch, order: IP | None = None) -> Output:
+        rows = fresh_rows(batch, self.history.last_ts, order, self.gauge)
         if len(rows) == 0:
             return Output(batch)
         s, t, raw = batch.series[rows], batch.ts_ns[rows], batch.value[rows]

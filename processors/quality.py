@@ -19,14 +19,14 @@ spike, gap, missed) are part of ``state()``; ``counts()`` sums them for ``/metri
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 import numpy as np
 
 from devices.series import SeriesTable
 from ingest.batch import FLAG_GAP, FLAG_SPIKE, FLAG_STUCK, TelemetryBatch
 from processors.domain.derived import Output
-from processors.domain.segments import NEVER, State, ends, fresh_rows, last_true_index, previous
-from processors.domain.segments import rank as seg_rank
+from processors.domain.segments import I32, I64, IP, NEVER, State, fresh_rows, starts
 
 S = 1_000_000_000
 COUNTS = ("stuck", "spike", "gap", "missed")
@@ -64,39 +64,61 @@ class Quality:
     def process(self, batch: TelemetryBatch) -> TelemetryBatch:
         return self.step(batch).batch
 
-    def step(self, batch: TelemetryBatch) -> Output:
-        rows = fresh_rows(batch, self.last_ts)
+    def step(self, batch: TelemetryBatch, order: IP | None = None) -> Output:
+        rows = fresh_rows(batch, self.last_ts, order)
         if len(rows) == 0:
             return Output(batch)
         s, t, v = batch.series[rows], batch.ts_ns[rows], batch.value[rows]
-        pt, pv = previous(t, s, self.last_ts), previous(v, s, self.last_value)
+        n = len(s)
+        first = starts(s)
+        last = np.empty_like(first)
+        last[:-1], last[-1] = first[1:], True
+        at = np.arange(n)
+        seg0 = np.maximum.accumulate(np.where(first, at, 0))  # each row's segment start
+        head = s[first]
+        pt, pv = np.empty_like(t), np.empty_like(v)  # the previous reading of the series
+        pt[1:], pv[1:] = t[:-1], v[:-1]
+        pt[first], pv[first] = self.last_ts[head], self.last_value[head]
         has_prev = pt != NEVER
         dt = np.where(has_prev, (t - pt) / S, np.inf)
         spike = has_prev & (np.abs(v - pv) > self.rate[s] * dt)
         periods = dt / self.interval_s[s]
         gap = has_prev & (periods > self.gap_factor)
-        missed = np.where(gap, np.maximum(np.rint(periods) - 1, 1), 0).astype(np.int64)
 
-        same = has_prev & (v == pv)
-        idx = last_true_index(~same, s)
-        start = np.where(idx >= 0, t[idx], self.run_start[s])
-        count = np.where(idx >= 0, np.arange(len(s)) - idx + 1,
-                         self.run_count[s] + seg_rank(s) + 1)
-        stuck = (self.flat_n[s] > 0) & (count >= self.flat_n[s]) & (t - start >= self.flat_ns[s])
+        # the run of equal values each reading ends: its first row in the batch, or state
+        changed = np.maximum.accumulate(np.where(has_prev & (v == pv), -1, at))
+        inside = changed >= seg0
+        start = np.where(inside, t[changed], self.run_start[s])
+        count = np.where(inside, at - changed + 1, self.run_count[s] + (at - seg0) + 1)
+        flat_n = self.flat_n[s]
+        stuck = (flat_n > 0) & (count >= flat_n) & (t - start >= self.flat_ns[s])
 
-        last = ends(s)
         sl = s[last]
         self.last_ts[sl], self.last_value[sl] = t[last], v[last]
         self.run_start[sl], self.run_count[sl] = start[last], count[last]
-        for j, x in enumerate((stuck, spike, gap, missed)):
-            np.add.at(self.count[:, j], s, x.astype(np.int64))
+        bits = np.zeros(n, np.uint16)
+        for j, (flag, mask) in enumerate(((FLAG_STUCK, stuck), (FLAG_SPIKE, spike),
+                                          (FLAG_GAP, gap))):
+            if mask.any():  # flags are rare: touch only the flagged rows
+                bits[mask] |= flag
+                self._add(j, s[mask])
+        hit = np.flatnonzero(bits)
+        if len(hit) == 0:
+            return Output(batch)
+        if gap.any():
+            missed = np.maximum(np.rint(periods[gap]) - 1, 1).astype(np.int64)
+            self._add(3, s[gap], missed)
+        flags = batch.flags.copy()
+        flags[rows[hit]] |= bits[hit]  # fresh rows are unique
+        return Output(replace(batch, flags=flags))
 
-        out = batch
-        for flag, mask in ((FLAG_STUCK, stuck), (FLAG_SPIKE, spike), (FLAG_GAP, gap)):
-            full = np.zeros(len(batch), bool)
-            full[rows[mask]] = True
-            out = out.with_flags(full, flag)
-        return Output(out)
+    def _add(self, j: int, series: I32, k: I64 | None = None) -> None:
+        """``count[series, j] += k`` (1 when ``k`` is None), repeated series adding up."""
+        if len(series) > 64:  # many: one bincount beats a scatter-add per row
+            self.count[:, j] += np.bincount(series, k, minlength=len(self.count)).astype(
+                np.int64)
+        else:
+            np.add.at(self.count[:, j], series, 1 if k is None else k)
 
     def counts(self) -> dict[str, int]:
         return {name: int(self.count[:, j].sum()) for j, name in enumerate(COUNTS)}

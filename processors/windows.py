@@ -18,7 +18,7 @@ from devices.series import DerivedMetric, SeriesTable
 from ingest.batch import TelemetryBatch
 from processors.domain.derived import Derived, Output, derived
 from processors.domain.rolling import History
-from processors.domain.segments import State, fresh_rows
+from processors.domain.segments import IP, State, fresh_rows
 
 STATS = ("mean", "min", "max", "count", "last")
 
@@ -50,9 +50,8 @@ class Windows:
     def process(self, batch: TelemetryBatch) -> TelemetryBatch:
         return self.step(batch).batch
 
-    def step(self, batch: TelemetryBatch) -> Output:
-        rows = fresh_rows(batch, self.history.last_ts)
-        rows = rows[self.selected[batch.series[rows]]]
+    def step(self, batch: TelemetryBatch, order: IP | None = None) -> Output:
+        rows = fresh_rows(batch, self.history.last_ts, order, self.selected)
         if len(rows) == 0:
             return Output(batch)
         s, t = batch.series[rows], batch.ts_ns[rows]

@@ -26,18 +26,47 @@ A = TypeVar("A", bound=npt.NDArray[Any])
 NEVER = np.iinfo(np.int64).min
 
 
-def fresh_rows(batch: TelemetryBatch, last_ts: I64) -> IP:
+def sort_order(batch: TelemetryBatch) -> IP:
+    """Every row's index, sorted by (series, ts), ties in batch order (stable).
+
+    Processors never change a row's series or timestamp, so a `processors.Chain` sorts a batch
+    once and hands this order to each stateful step (see `fresh_rows`)."""
+    ts, series = batch.ts_ns, batch.series
+    n = len(ts)
+    if n == 0:
+        return np.empty(0, np.intp)
+    t0, t1 = int(ts.min()), int(ts.max())
+    span = t1 - t0 + 1
+    if (int(series.max()) + 1) * span < 2**62 and int(series.min()) >= 0:
+        # one int64 key (series, time): a single stable sort instead of a two-key lexsort
+        key = series.astype(np.int64) * span + (ts - t0)
+        return np.argsort(key, kind="stable")
+    return np.lexsort((ts, series)).astype(np.intp)
+
+
+def fresh_rows(batch: TelemetryBatch, last_ts: I64, order: IP | None = None,
+               select: B | None = None) -> IP:
     """Indices of OK rows newer than ``last_ts[series]``, sorted by (series, ts).
 
-    Of several rows of one series with the same timestamp only the first (in batch order) is kept.
+    Of several rows of one series with the same timestamp only the first (in batch order) is
+    kept. ``order``: `sort_order` of this batch (or of one with the same series and ts), when
+    the caller already has it. ``select``: per series, whether its rows are wanted at all
+    (a processor's own series: gauges, pollutants, ...); filtering first keeps a step that
+    has nothing to do in the batch cheap.
     """
-    ok = np.flatnonzero(batch.ok)
-    ok = ok[batch.ts_ns[ok] > last_ts[batch.series[ok]]]
-    rows = ok[np.lexsort((batch.ts_ns[ok], batch.series[ok]))]
+    if select is not None and not select.any():
+        return np.empty(0, np.intp)
+    rows = sort_order(batch) if order is None else order
+    if select is not None:
+        rows = rows[select[batch.series[rows]]]
+    rows = rows[batch.status[rows] == 0]
     s, t = batch.series[rows], batch.ts_ns[rows]
+    new = t > last_ts[s]
+    rows, s, t = rows[new], s[new], t[new]
     keep = np.ones(len(rows), dtype=bool)
     keep[1:] = (s[1:] != s[:-1]) | (t[1:] != t[:-1])
-    return rows[keep]
+    fresh: IP = rows[keep]
+    return fresh
 
 
 def starts(series: I32) -> B:

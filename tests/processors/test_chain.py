@@ -9,6 +9,7 @@ import pytest
 from devices.registry import parse_registry
 from devices.series import DerivedMetric, SeriesTable
 from ingest.batch import FLAG_SPIKE, TelemetryBatch
+from ingest.pipeline import coalesce
 from pantau.settings import ProcessorSettings
 from processors import PROCESSORS, ProcessorContext, ProcessorError, build_chain
 
@@ -31,7 +32,7 @@ L1, B1 = TABLE.lookup["wl-1"]["level_cm"], TABLE.lookup["wl-1"]["battery_v"]
 D2 = TABLE.lookup["wl-2"]["distance_cm"]
 PM25, PM10 = TABLE.lookup["aq-1"]["pm25"], TABLE.lookup["aq-1"]["pm10"]
 DEFAULT = ("calibration", "range_check", "dedupe", "quality", "flood", "aqi", "anomaly", "tiers")
-SETTINGS = ProcessorSettings(anomaly_warmup=3)
+SETTINGS = ProcessorSettings(anomaly_warmup=3, anomaly_metrics=())  # z-scores for all metrics
 
 
 def chain(names: tuple[str, ...] = DEFAULT):  # type: ignore[no-untyped-def]
@@ -65,12 +66,21 @@ def test_derived_metrics_get_series_ids_after_the_raw_ones() -> None:
     assert ispu[PM25] == ispu[PM10] >= t.raw
 
 
+def test_by_default_z_scores_cover_the_command_center_metrics_only() -> None:
+    t = build_chain(DEFAULT, ProcessorContext(TABLE)).table
+    assert t is not None
+    zscores = [n for d in ("wl-1", "wl-2", "aq-1") for n in t.derived_names(d)
+               if n.endswith("_zscore")]
+    assert zscores == ["level_cm_zscore", "distance_cm_zscore", "pm25_zscore", "pm10_zscore"]
+
+
 def test_a_derived_name_that_clashes_with_a_sent_metric_is_an_error() -> None:
     reg = parse_registry({"sites": [{"id": "s", "lat": 0, "lon": 0}], "devices": [
         {"id": "x", "kind": "k", "site": "s", "metrics": {"a": {"unit": ""},
                                                            "a_zscore": {"unit": ""}}}]})
     with pytest.raises(ProcessorError, match="device 'x': derived metric 'a_zscore'"):
-        build_chain(["anomaly"], ProcessorContext(SeriesTable.from_registry(reg)))
+        build_chain(["anomaly"], ProcessorContext(SeriesTable.from_registry(reg),
+                                                  settings=SETTINGS))
     with pytest.raises(ValueError, match="'a'"):
         SeriesTable.from_registry(reg).with_derived([DerivedMetric("a", False,
                                                                    np.ones(2, bool))])
@@ -100,6 +110,28 @@ def test_run_returns_readings_derived_rows_and_tiers() -> None:
     assert {tier.resolution_s for tier in out.tiers} == {60, 3600}
     hour = next(tier for tier in out.tiers if tier.resolution_s == 3600)
     assert hour.count.tolist() == [12] * 5 and hour.series.tolist() == [L1, B1, D2, PM25, PM10]
+
+
+def test_deferred_tiers_are_the_coalesced_tiers_and_the_rest_is_unchanged() -> None:
+    b = stream()
+    parts = [b.take(np.arange(lo, hi)) for lo, hi in ((0, 17), (17, 40), (40, 60))]
+    eager, lazy = chain(), chain()
+    outs = [eager.run(p) for p in parts]
+    lazy_outs = [lazy.run(p, defer_tiers=True) for p in parts]
+    for o, lo in zip(outs, lazy_outs, strict=True):
+        assert lo.tiers == ()
+        assert o.batch.flags.tolist() == lo.batch.flags.tolist()
+        assert o.derived.value.tolist() == lo.derived.value.tolist()
+    want = coalesce([t for o in outs for t in o.tiers])
+    got = coalesce(lazy.flush_tiers())
+    assert len(want) == len(got) == 2
+    for w, g in zip(want, got, strict=True):
+        assert (w.resolution_s, w.ts_ns.tolist(), w.series.tolist(), w.count.tolist(),
+                w.min.tolist(), w.max.tolist()) == (
+            g.resolution_s, g.ts_ns.tolist(), g.series.tolist(), g.count.tolist(),
+            g.min.tolist(), g.max.tolist())
+        assert np.allclose(w.mean, g.mean, rtol=1e-12)
+    assert lazy.flush_tiers() == []
 
 
 def test_windows_derive_per_series_fields() -> None:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from devices.registry import parse_registry
 from devices.series import SeriesTable
 from ingest.batch import TelemetryBatch
+from processors.domain.derived import Tier
 from processors.tiers import Tiers
 
 S = 1_000_000_000
@@ -93,3 +94,61 @@ def test_replayed_batch_changes_nothing_and_bad_config() -> None:
     assert t.step(b).tiers == ()
     with pytest.raises(ValueError, match="resolutions"):
         Tiers(TABLE, resolutions_s=())
+
+
+MIXED = SeriesTable.from_registry(parse_registry({
+    "sites": [{"id": "s", "lat": -8.1, "lon": 112.2}],
+    "devices": [{"id": "rain", "kind": "k", "site": "s", "interval_s": 300,
+                 "metrics": {"a": {"unit": "x"}}},
+                {"id": "level", "kind": "k", "site": "s", "interval_s": 60,
+                 "metrics": {"a": {"unit": "x"}}}],
+}))
+
+
+@settings(max_examples=50, deadline=None)
+@given(rows_st, st.lists(st.integers(0, 80), max_size=6))
+def test_a_tier_finer_than_a_devices_interval_leaves_its_series_out(
+        rows: list[tuple[int, int, float]], cuts: list[int]) -> None:
+    # series 0 reports every 300 s: its raw points already are its 1-minute tier
+    b = make_batch(rows)
+    got = run(Tiers(MIXED, resolutions_s=(60, 3600)), b, cuts)
+    want = {k: v for k, v in naive(b, (60, 3600)).items() if k[0] == 3600 or k[1] == 1}
+    assert got.keys() == want.keys()
+    for k, (mean, vmin, vmax, n) in want.items():
+        assert got[k][1:] == (vmin, vmax, n)
+        assert got[k][0] == pytest.approx(mean, rel=1e-9, abs=1e-9)
+
+
+@settings(max_examples=100, deadline=None)
+@given(rows_st, st.lists(st.integers(0, 80), max_size=6), st.lists(st.booleans(), max_size=7),
+       st.lists(st.booleans(), max_size=7))
+def test_deferred_tiers_equal_naive_group_by_however_flushed(
+        rows: list[tuple[int, int, float]], cuts: list[int], flushes: list[bool],
+        snapshots: list[bool]) -> None:
+    # the pipeline's way: set batches aside, aggregate at checkpoints (state() in between)
+    b = make_batch(rows)
+    t = Tiers(TABLE, resolutions_s=(60, 3600))
+    got: dict[Key, Agg] = {}
+
+    def collect(tiers: tuple[Tier, ...]) -> None:
+        for tier in tiers:
+            for i in range(len(tier)):
+                got[(tier.resolution_s, int(tier.series[i]), int(tier.ts_ns[i]))] = (
+                    float(tier.mean[i]), float(tier.min[i]), float(tier.max[i]),
+                    int(tier.count[i]))
+
+    edges = [0, *sorted(c % (len(b) + 1) for c in cuts), len(b)]
+    for k, (lo, hi) in enumerate(pairwise(edges)):
+        part = b.take(np.arange(lo, hi))
+        assert t.defer(part) is part
+        if k < len(snapshots) and snapshots[k]:
+            t.state()
+        if k < len(flushes) and flushes[k]:
+            collect(t.flush())
+    collect(t.flush())
+    want = naive(b, (60, 3600))
+    assert got.keys() == want.keys()
+    for key, (mean, vmin, vmax, n) in want.items():
+        assert got[key][1:] == (vmin, vmax, n)
+        assert got[key][0] == pytest.approx(mean, rel=1e-9, abs=1e-9)
+    assert t.flush() == ()
