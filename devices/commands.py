@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from devices.calibration import CalibrationPeriod
 from devices.catalogue import NewDevice, add_device, remove_device
 from devices.registry import Device, Registry, default_registry_path, load_registry
 from ingest.errors import PantauError
@@ -57,6 +58,20 @@ def add_parsers(sub: Any) -> None:
     add.add_argument("--river", help="the river a gauge stands on (see --param river_km=)")
     add.add_argument("--param", type=_param, action="append", default=[], metavar="NAME=NUM")
     dsub.add_parser("remove", help="remove a device").add_argument("id")
+    rec = dsub.add_parser("recalibrate", help="re-apply a corrected calibration to the data "
+                          "already stored for a period", description=RECALIBRATE_HELP,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    rec.add_argument("id", metavar="DEVICE")
+    rec.add_argument("--metric", action="append", default=[], metavar="M",
+                     help="repeatable (default: every metric whose calibration differs)")
+    rec.add_argument("--since", required=True, metavar="ISO",
+                     help="YYYY-MM-DD (UTC), a date-time with a zone, or epoch ns")
+    rec.add_argument("--until", metavar="ISO", help="exclusive (default: now)")
+    rec.add_argument("--old-registry", required=True, metavar="YAML",
+                     help="the registry the stored data was calibrated with ('-': stdin)")
+    rec.add_argument("--dry-run", action="store_true", help="read and compute, write nothing")
+    rec.add_argument("--page-size", type=int, default=5000, metavar="N",
+                     help="points per query and per write")
     prov = dsub.add_parser("provision", help="write credentials.json, passwd and acl for "
                            "Mosquitto (existing passwords kept); SIGHUP the broker to reload")
     prov.add_argument("--out", required=True, type=Path, metavar="DIR")
@@ -90,6 +105,24 @@ def add_parsers(sub: Any) -> None:
     sim.add_argument("--dry-run", action="store_true", help="print messages, no MQTT")
 
 
+RECALIBRATE_HELP = """\
+Stored values are calibrated (raw * gain + offset, the factors in force at each reading's
+time). After a calibration period was added or corrected in the registry, this rewrites the
+points of DEVICE stored between --since and --until with the new factors: it compares the
+calibration of --old-registry (what the data was written with) with the current registry,
+refuses when they agree over the period, reads the points that differ (as
+influx.read_username), and overwrites them in place (as influx.username; same measurement,
+tags, timestamps). With the registry in git:
+
+  git show HEAD~1:devices/data/blitar.yaml | pantau devices recalibrate wl-1 \\
+      --since 2026-03-01 --until 2026-03-20T09:00:00+07:00 --old-registry - --dry-run
+
+Running it twice corrects twice. Points ingested after `pantau run` loaded the new registry
+already carry the new factors: end --until at that moment. Derived fields (flags, flood
+stage, z-scores) and tiers are not recomputed.
+"""
+
+
 def _registry_path(args: argparse.Namespace, settings: Settings) -> Path:
     return Path(args.registry or settings.registry or default_registry_path())
 
@@ -99,13 +132,56 @@ def _row(d: Device) -> str:
 
 
 def describe(d: Device, prefix: str = "pantau") -> dict[str, Any]:
-    """One device as a JSON-ready mapping (what ``pantau devices show`` prints)."""
+    """One device as a JSON-ready mapping (what ``pantau devices show`` prints); a metric's
+    ``calibration`` lists its dated periods (empty: ``gain``/``offset`` at all times)."""
     return {"id": d.id, "name": d.name, "kind": d.kind, "site": d.site, "lat": d.lat,
-            "lon": d.lon, "interval_s": d.interval_s, "params": dict(d.params),
+            "lon": d.lon, "interval_s": d.interval_s, "owner": d.owner, "contact": d.contact,
+            "tags": dict(d.tags), "params": dict(d.params),
             "topics": {"telemetry": f"{prefix}/{d.site}/{d.id}/telemetry",
                        "status": f"{prefix}/{d.site}/{d.id}/status"},
             "metrics": {m.name: {"unit": m.unit, "min": m.min, "max": m.max, "gain": m.gain,
-                                 "offset": m.offset} for m in d.metrics}}
+                                 "offset": m.offset, "calibration": [_period(p)
+                                                                     for p in m.calibration]}
+                        for m in d.metrics}}
+
+
+def _period(p: CalibrationPeriod) -> dict[str, Any]:
+    return {"from": p.start.isoformat().replace("+00:00", "Z"), "gain": p.gain,
+            "offset": p.offset, "note": p.note}
+
+
+def _recalibrate(args: argparse.Namespace, path: Path, settings: Settings) -> int:
+    import asyncio
+
+    from devices.recalibrate import iso as t
+    from devices.recalibrate import load_old_registry, make_plan, parse_instant, run
+
+    until = parse_instant(args.until) if args.until else time.time_ns()
+    plan = make_plan(load_old_registry(args.old_registry), load_registry(path), args.id,
+                     args.metric, parse_instant(args.since), until)
+    verb = "would recalibrate" if args.dry_run else "recalibrating"
+    print(f"{verb} {plan.device.id} ({plan.device.kind}) from {t(plan.since_ns)} to {t(until)}:")
+    for mp in plan.metrics:
+        for s in mp.segments:
+            print(f"  {mp.metric.name} {t(s.start_ns)} .. {t(s.end_ns)}: gain {s.old[0]:g} "
+                  f"offset {s.old[1]:g} -> gain {s.new[0]:g} offset {s.new[1]:g}")
+
+    def progress(done: int, total: int) -> None:
+        print(f"  {done}/{total} points", flush=True)
+
+    summary = asyncio.run(run(plan, settings.influx, dry_run=args.dry_run,
+                              page_size=args.page_size, progress=progress))
+    for line in summary.examples:
+        print(f"  e.g. {line}")
+    counts = ", ".join(f"{m} {n}" for m, n in summary.per_metric.items())
+    print(f"{'would rewrite' if args.dry_run else 'rewrote'} {summary.done} points of "
+          f"{plan.device.id} ({counts}) in {summary.writes} writes")
+    for m, n in summary.out_of_range.items():
+        if n:
+            print(f"warning: {n} new {m} values are outside its valid range")
+    if summary.done and not args.dry_run:
+        print("derived fields (flags, flood stage, z-scores) and tiers were not recomputed")
+    return 0
 
 
 def _devices(args: argparse.Namespace, settings: Settings) -> int:
@@ -121,6 +197,8 @@ def _devices(args: argparse.Namespace, settings: Settings) -> int:
         remove_device(path, args.id)
         print(f"removed {args.id} from {path}")
         return 0
+    if action == "recalibrate":
+        return _recalibrate(args, path, settings)
     registry: Registry = load_registry(path)
     prefix = settings.mqtt.topic_prefix
     if action == "list":
