@@ -7,8 +7,9 @@ near 8,000 messages/s. Two overrides remove most of that cost while paho keeps e
 else (connect, session, keepalive, subscribe, publish, reconnect):
 
 - ``_sock_recv`` serves paho's small reads from a 64 KiB buffer filled by one ``recv``, and
-  ``loop_read`` first parses every complete QoS 1 PUBLISH already in that buffer in one tight
-  loop (anything else, and a packet cut by the buffer's end, is left to paho's parser);
+  ``loop_read`` then parses every complete QoS 1 PUBLISH in that buffer in one tight loop
+  (anything else, and a packet cut by the buffer's end, is left to paho's parser), so it
+  works under paho's own threaded loop as well as under Pantau's asyncio driver;
 - ``_handle_publish`` hands QoS 1 PUBLISH packets straight to ``fast_handler(topic, payload,
   mid)`` without building an `MQTTMessage` or `Properties` (properties are skipped: Pantau
   sets no Topic Alias Maximum, so every PUBLISH carries its full topic). Other QoS levels,
@@ -31,6 +32,7 @@ import numpy as np
 import paho.mqtt.client as mqtt
 from paho.mqtt.client import PUBACK, time_func
 from paho.mqtt.enums import MQTTErrorCode
+from paho.mqtt.exception import MalformedPacket
 
 FastHandler = Callable[[str, bytes, int], None]
 
@@ -62,49 +64,33 @@ class LeanClient(mqtt.Client):
         self._packet_queue(PUBACK, packets.tobytes(), 0, 0)
 
     def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
+        """Read from the socket, then parse everything already buffered: complete QoS 1
+        PUBLISHes in one loop, anything else one packet at a time through paho. Only a packet
+        cut by the end of what was read stays buffered (its rest wakes the selector), or
+        everything while `hold` is set."""
+        rc = super().loop_read(max_packets)
         handler = self.fast_handler
-        if (handler is not None and self._in_packet["command"] == 0
-                and self._rsock is self._sock and self._rpos < len(self._rbuf)):
-            self._rpos = self._parse_publishes(self._rbuf, self._rpos, handler)
-            if self.hold:
-                return MQTTErrorCode.MQTT_ERR_SUCCESS
-        return super().loop_read(max_packets)
+        while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and self.buffered() and not self.hold:
+            if handler is not None and self._in_packet["command"] == 0:
+                self._rpos = self._parse_publishes(self._rbuf, self._rpos, handler)
+                if not self.buffered() or self.hold:
+                    break
+            rc = super().loop_read(max_packets)  # one packet (or the cut tail) via paho
+        return rc
 
     def _parse_publishes(self, buf: bytes, pos: int, handler: FastHandler) -> int:
         """Hand every complete QoS 1 PUBLISH from ``buf[pos:]`` to ``handler``; return the
         position of the first byte not consumed."""
         end, v5 = len(buf), self._protocol == mqtt.MQTTv5
         while pos < end and buf[pos] & 0xF6 == 0x32 and not self.hold:  # PUBLISH, QoS 1
-            i, length, shift = pos + 1, 0, 0
-            while i < end:
-                b = buf[i]
-                i += 1
-                length |= (b & 0x7F) << shift
-                shift += 7
-                if not b & 0x80:
-                    break
-            else:
-                return pos  # the length itself is cut off
+            length, i = _varint(buf, pos + 1)
             stop = i + length
-            if stop > end:
-                return pos  # the rest of the packet is not read yet
-            try:
-                j = i + 2 + ((buf[i] << 8) | buf[i + 1])
-                topic = buf[i + 2:j].decode("utf-8")
-                mid = (buf[j] << 8) | buf[j + 1]
-                j += 2
-                if v5:
-                    plen, shift = 0, 0
-                    while True:
-                        b = buf[j]
-                        j += 1
-                        plen |= (b & 0x7F) << shift
-                        shift += 7
-                        if not b & 0x80:
-                            break
-                    j += plen
-            except (IndexError, UnicodeDecodeError):
+            if length < 0 or stop > end:
+                return pos  # the packet is not all read yet
+            parts = _split_publish(buf, i, stop, v5)
+            if parts is None:
                 return pos  # malformed: paho's parser reports it and drops the connection
+            topic, mid, j = parts
             handler(topic, buf[j:stop], mid)
             pos = stop
         return pos
@@ -139,22 +125,42 @@ class LeanClient(mqtt.Client):
         handler = self.fast_handler
         if handler is None or (header & 0x06) != 0x02:  # only QoS 1 takes the fast path
             return super()._handle_publish()
-        p = self._in_packet["packet"]
-        pos = 2 + ((p[0] << 8) | p[1])
-        topic = p[2:pos].decode("utf-8")
-        mid = (p[pos] << 8) | p[pos + 1]
-        pos += 2
-        if self._protocol == mqtt.MQTTv5:  # skip the properties (variable byte length)
-            length, shift = 0, 0
-            while True:
-                b = p[pos]
-                pos += 1
-                length |= (b & 0x7F) << shift
-                shift += 7
-                if not b & 0x80:
-                    break
-            pos += length
-        handler(topic, bytes(p[pos:]), mid)
+        p = bytes(self._in_packet["packet"])
+        parts = _split_publish(p, 0, len(p), self._protocol == mqtt.MQTTv5)
+        if parts is None:
+            raise MalformedPacket("PUBLISH with a bad topic or header")  # paho disconnects
+        topic, mid, start = parts
+        handler(topic, p[start:], mid)
         if self._manual_ack:
             return MQTTErrorCode.MQTT_ERR_SUCCESS
         return self._send_puback(mid)
+
+
+def _split_publish(buf: bytes, i: int, stop: int, v5: bool) -> tuple[str, int, int] | None:
+    """(topic, message id, payload start) of a QoS 1 PUBLISH whose variable header starts at
+    ``buf[i]`` and which ends at ``stop``; None when it is malformed."""
+    try:
+        j = i + 2 + ((buf[i] << 8) | buf[i + 1])
+        topic = buf[i + 2:j].decode("utf-8")
+        mid = (buf[j] << 8) | buf[j + 1]
+        j += 2
+        if v5:  # skip the properties
+            plen, j = _varint(buf, j)
+            j = j + plen if plen >= 0 else stop + 1
+    except (IndexError, UnicodeDecodeError):
+        return None
+    return (topic, mid, j) if j <= stop else None
+
+
+def _varint(buf: bytes, i: int) -> tuple[int, int]:
+    """(value, position after it) of an MQTT variable byte integer at ``buf[i]``;
+    value -1 when ``buf`` ends inside it."""
+    value, shift, end = 0, 0, len(buf)
+    while i < end:
+        b = buf[i]
+        i += 1
+        value |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return value, i
+    return -1, i
