@@ -16,6 +16,7 @@ Pantau's CPU seconds per 10,000 messages and its peak RSS.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing as mp
 import os
 import subprocess
@@ -23,6 +24,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +69,38 @@ def _ceiling(ctx: Any, broker: Mosquitto, devices: list[tuple[str, str]], n: int
     out: dict[str, float] = result.get(timeout=600)
     sub.join(30)
     return out
+
+
+@contextlib.contextmanager
+def running_pantau(broker: Mosquitto, influx: InfluxDB1, db: str, registry: Path, log: Path,
+                   **extra: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """``pantau run`` as its own process against ``broker`` and ``db``, ready to take load:
+    yields (process, base URL of its HTTP API); terminated (a clean, draining stop) after."""
+    http = f"127.0.0.1:{free_port()}"
+    env = {**os.environ, "PANTAU_MQTT_URL": broker.url_for(PANTAU_USER),
+           "PANTAU_INFLUX_URL": influx.url, "PANTAU_INFLUX_DATABASE": db,
+           "PANTAU_INFLUX_USERNAME": influx.writer.username,
+           "PANTAU_INFLUX_PASSWORD": influx.writer.password,
+           "PANTAU_REGISTRY": str(registry), "PANTAU_HTTP_LISTEN": http,
+           "PANTAU_STATE_DIR": str(log.with_suffix(".state")), "PANTAU_LOG_LEVEL": "WARNING",
+           **extra}
+    url = f"http://{http}"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "pantau.cli", "run"], env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+        try:
+            for _ in range(300):
+                try:
+                    urllib.request.urlopen(f"{url}/readyz", timeout=1)
+                    break
+                except OSError:
+                    if proc.poll() is not None:
+                        raise RuntimeError(f"pantau run exited; see {log}") from None
+                    time.sleep(0.1)
+            yield proc, url
+        finally:
+            proc.terminate()
+            proc.wait(60)
 
 
 def _metrics(url: str) -> dict[str, float]:
@@ -131,24 +165,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"ceiling: bare paho subscriber (MQTT {'v5' if proto == 5 else 'v3.1.1'}),"
                       f" {n} messages ...", flush=True)
                 ceilings[proto] = _ceiling(ctx, broker, devices, n, a.publishers, proto)
-            http = f"127.0.0.1:{free_port()}"
-            env = {**os.environ, "PANTAU_MQTT_URL": broker.url_for(PANTAU_USER),
-                   "PANTAU_INFLUX_URL": influx.url, "PANTAU_INFLUX_DATABASE": "bench",
-                   "PANTAU_INFLUX_USERNAME": influx.writer.username,
-                   "PANTAU_INFLUX_PASSWORD": influx.writer.password,
-                   "PANTAU_REGISTRY": str(work / "registry.yaml"), "PANTAU_HTTP_LISTEN": http,
-                   "PANTAU_STATE_DIR": str(work / "state"), "PANTAU_LOG_LEVEL": "WARNING"}
-            log = open(work / "pantau.log", "wb")  # noqa: SIM115 - closed after the child
-            proc = subprocess.Popen([sys.executable, "-m", "pantau.cli", "run"], env=env,
-                                    stdout=log, stderr=subprocess.STDOUT)
-            url = f"http://{http}"
-            try:
-                for _ in range(300):
-                    try:
-                        urllib.request.urlopen(f"{url}/readyz", timeout=1)
-                        break
-                    except OSError:
-                        time.sleep(0.1)
+            with running_pantau(broker, influx, "bench", work / "registry.yaml",
+                                work / "pantau.log") as (proc, url):
                 print(f"pantau: {n} messages ...", flush=True)
                 others = {k: pid for k, pid in (("Mosquitto", broker.pid),
                                                 ("InfluxDB", influx.pid)) if pid is not None}
@@ -172,10 +190,6 @@ def main(argv: list[str] | None = None) -> int:
                 delta = {k: v - m.get(k, 0.0) for k, v in m2.items()}
                 paced = (_quantile(delta, 0.5), _quantile(delta, 0.99))
                 rss = _peak_rss_mb(proc.pid)
-            finally:
-                proc.terminate()
-                proc.wait(60)
-                log.close()
             [row] = influx.rows("SELECT count(temperature_c) FROM weather_station", db="bench")
             stored = row["count"] - paced_n
     rate = n / seconds

@@ -19,12 +19,8 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import os
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -105,45 +101,22 @@ def _pantau_phase(ctx: Any, broker: Mosquitto, influx: InfluxDB1,
                   ) -> tuple[float, float]:
     """(messages/s, CPU s per 10,000 messages) of ``pantau run`` with ``chain``; ``tag``
     names its database, client id and state directory."""
-    from pantau.bench import _cpu_s, _load, _metrics
-    from pantau.devstack import PANTAU_USER, free_port
+    from pantau.bench import _cpu_s, _load, _metrics, running_pantau
 
     db = f"bench_{tag}"
     influx.create_database(db)
-    http = f"127.0.0.1:{free_port()}"
-    env = {**os.environ, "PANTAU_MQTT_URL": broker.url_for(PANTAU_USER),
-           "PANTAU_MQTT_CLIENT_ID": f"pantau-bench-{tag}",
-           "PANTAU_INFLUX_URL": influx.url, "PANTAU_INFLUX_DATABASE": db,
-           "PANTAU_INFLUX_USERNAME": influx.writer.username,
-           "PANTAU_INFLUX_PASSWORD": influx.writer.password,
-           "PANTAU_REGISTRY": str(registry), "PANTAU_HTTP_LISTEN": http,
-           "PANTAU_STATE_DIR": str(work / f"state-{tag}"), "PANTAU_LOG_LEVEL": "WARNING",
-           "PANTAU_INGEST_PROCESSORS": ",".join(chain)}
-    for rp in ("tier_1m", "tier_1h"):
-        influx.query(f'CREATE RETENTION POLICY "{rp}" ON "{db}" DURATION INF '
-                     "REPLICATION 1", db="", user="admin")
-    with open(work / f"pantau-{tag}.log", "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "pantau.cli", "run"], env=env,
-                                stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://{http}"
-        try:
-            for _ in range(300):
-                try:
-                    urllib.request.urlopen(f"{url}/readyz", timeout=1)
-                    break
-                except OSError:
-                    time.sleep(0.1)
-            cpu0, t0 = _cpu_s(proc.pid), time.perf_counter()
-            _load(ctx, broker, devices, n, publishers)
-            # Polled 4 times a second: rendering /metrics costs Pantau CPU too, and polling
-            # it 50 times a second charged the slower phase for its longer wall time.
-            while _metrics(url).get("pantau_messages_acked_total", 0) < n:
-                time.sleep(0.25)
-            seconds = time.perf_counter() - t0
-            cpu = _cpu_s(proc.pid) - cpu0
-        finally:
-            proc.terminate()
-            proc.wait(60)
+    influx.create_tiers(db)
+    with running_pantau(broker, influx, db, registry, work / f"pantau-{tag}.log",
+                        PANTAU_MQTT_CLIENT_ID=f"pantau-bench-{tag}",
+                        PANTAU_INGEST_PROCESSORS=",".join(chain)) as (proc, url):
+        cpu0, t0 = _cpu_s(proc.pid), time.perf_counter()
+        _load(ctx, broker, devices, n, publishers)
+        # Polled 4 times a second: rendering /metrics costs Pantau CPU too, and polling
+        # it 50 times a second charged the slower phase for its longer wall time.
+        while _metrics(url).get("pantau_messages_acked_total", 0) < n:
+            time.sleep(0.25)
+        seconds = time.perf_counter() - t0
+        cpu = _cpu_s(proc.pid) - cpu0
     return n / seconds, cpu / (n / 10_000)
 
 

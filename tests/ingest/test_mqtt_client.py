@@ -14,7 +14,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from ingest.mqtt_client import LeanClient, _split_publish
-from pantau.devstack import ADMIN_USER, Mosquitto
+from pantau.devstack import Mosquitto
 
 
 def publish_packet(topic: str, mid: int, payload: bytes, *, v5: bool, flags: int = 0,
