@@ -26,7 +26,7 @@ import numpy as np
 from devices.series import SeriesTable
 from ingest.batch import FLAG_GAP, FLAG_SPIKE, FLAG_STUCK, TelemetryBatch
 from processors.domain.derived import Output
-from processors.domain.segments import I32, I64, IP, NEVER, State, fresh_rows, starts
+from processors.domain.segments import I32, I64, IP, NEVER, State, bounds, fresh_rows
 
 S = 1_000_000_000
 COUNTS = ("stuck", "spike", "gap", "missed")
@@ -70,9 +70,7 @@ class Quality:
             return Output(batch)
         s, t, v = batch.series[rows], batch.ts_ns[rows], batch.value[rows]
         n = len(s)
-        first = starts(s)
-        last = np.empty_like(first)
-        last[:-1], last[-1] = first[1:], True
+        first, last = bounds(s)
         at = np.arange(n)
         seg0 = np.maximum.accumulate(np.where(first, at, 0))  # each row's segment start
         head = s[first]

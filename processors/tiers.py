@@ -38,6 +38,7 @@ from processors.domain.segments import (
     NEVER,
     B,
     State,
+    bounds,
     ends,
     fresh_rows,
     starts,
@@ -73,9 +74,7 @@ class Tiers:
         if len(rows) == 0:
             return Output(batch)
         s, t, v = batch.series[rows], batch.ts_ns[rows], batch.value[rows]
-        first = starts(s)
-        last = np.empty_like(first)
-        last[:-1], last[-1] = first[1:], True
+        first, last = bounds(s)
         self.last_ts[s[last]] = t[last]
         return Output(batch, tiers=tuple(self._tier(r, s, t, v, first, last)
                                          for r in self.resolutions))
@@ -108,9 +107,7 @@ class Tiers:
         s = s[order]
         t = np.concatenate([p[1] for p in parts])[order]
         v = np.concatenate([p[2] for p in parts])[order]
-        first = starts(s)
-        last = np.empty_like(first)
-        last[:-1], last[-1] = first[1:], True
+        first, last = bounds(s)
         self._ready += [self._tier(r, s, t, v, first, last) for r in self.resolutions]
 
     def _tier(self, res: int, s: I32, t: I64, v: F64, first: B, last: B) -> Tier:

@@ -83,6 +83,14 @@ def ends(series: I32) -> B:
     return last
 
 
+def bounds(series: I32) -> tuple[B, B]:
+    """(`starts`, `ends`) of sorted ``series`` with one comparison pass."""
+    first = starts(series)
+    last = np.empty_like(first)
+    last[:-1], last[-1:] = first[1:], True
+    return first, last
+
+
 def previous(x: A, series: I32, carried: A) -> A:
     """``x`` shifted by one row inside each segment; the first row gets ``carried[series]``."""
     out: A = x.copy()
