@@ -12,7 +12,14 @@ domain chain (the default: + quality, flood, aqi, anomaly, tiers; optionally + w
   InfluxDB, alternating the spine chain and the domain chain for ``--repeat`` rounds (each run
   into its own database), so the ratio is that of the spine benchmark's CPU per message (MQTT,
   decoding, HTTP and all). On a shared machine single runs scatter by tens of percent: the
-  best run of each chain is compared, and every round is printed.
+  best run of each chain is compared, and every round is printed. Unlike the spine
+  ``pantau bench`` (whose messages carry the wall clock at sending, for its publish-to-stored
+  latency), the messages are stamped at the devices' cadence: message k of a station at
+  ``start + k * interval_s`` (60 s in the bench registry; ``start`` so that the last reading
+  is just before now, well within ``ingest.max_age_s``). Stamped with the sending time, each
+  station would "report" several times a second: the quality processor would flag the
+  resulting physically impossible jumps as spikes (``<metric>_q`` rows a real station at its
+  real cadence does not cause) and each 1-minute tier bucket would take many readings.
 """
 
 from __future__ import annotations
@@ -95,13 +102,33 @@ def in_process(registry: Path, n_devices: int, batch: int, count: int, windows: 
     return result
 
 
+def _cadence_load(ctx: Any, broker: Mosquitto, devices: list[tuple[str, str]], n: int,
+                  publishers: int, interval_s: float) -> None:
+    """``n`` messages from ``publishers`` processes (each owning every publishers-th device),
+    flat out, stamped at the devices' cadence of ``interval_s``."""
+    from pantau.bench.load import publish
+
+    per_device = -(-n // len(devices)) + 1
+    if per_device * interval_s >= Settings().ingest.max_age_s:
+        raise SystemExit(f"{n} messages over {len(devices)} devices at {interval_s:g} s span "
+                         "more than ingest.max_age_s: use fewer --messages or more --series")
+    user, pw = broker.admin
+    with ctx.Pool(publishers) as pool:
+        jobs = [pool.apply_async(publish, (broker.host, broker.port, user, pw,
+                                           devices[k::publishers], n // publishers, k, 0.0,
+                                           interval_s))
+                for k in range(publishers)]
+        for j in jobs:
+            j.get(timeout=3600)
+
+
 def _pantau_phase(ctx: Any, broker: Mosquitto, influx: InfluxDB1,
                   devices: list[tuple[str, str]], registry: Path, work: Path,
-                  chain: tuple[str, ...], n: int, publishers: int, tag: str
-                  ) -> tuple[float, float]:
+                  chain: tuple[str, ...], n: int, publishers: int, tag: str,
+                  interval_s: float) -> tuple[float, float]:
     """(messages/s, CPU s per 10,000 messages) of ``pantau run`` with ``chain``; ``tag``
     names its database, client id and state directory."""
-    from pantau.bench import _cpu_s, _load, _metrics, running_pantau
+    from pantau.bench import _cpu_s, _metrics, running_pantau
 
     db = f"bench_{tag}"
     influx.create_database(db)
@@ -110,7 +137,7 @@ def _pantau_phase(ctx: Any, broker: Mosquitto, influx: InfluxDB1,
                         PANTAU_MQTT_CLIENT_ID=f"pantau-bench-{tag}",
                         PANTAU_INGEST_PROCESSORS=",".join(chain)) as (proc, url):
         cpu0, t0 = _cpu_s(proc.pid), time.perf_counter()
-        _load(ctx, broker, devices, n, publishers)
+        _cadence_load(ctx, broker, devices, n, publishers, interval_s)
         # Polled 4 times a second: rendering /metrics costs Pantau CPU too, and polling
         # it 50 times a second charged the slower phase for its longer wall time.
         while _metrics(url).get("pantau_messages_acked_total", 0) < n:
@@ -161,6 +188,10 @@ def main(argv: list[str] | None = None) -> int:
             from pantau.devstack import InfluxDB1, Mosquitto, stack_users
             n = a.messages - a.messages % a.publishers
             ctx = mp.get_context("spawn")
+            intervals = {d.interval_s for d in load_registry(work / "registry.yaml").devices}
+            if len(intervals) != 1:
+                raise SystemExit(f"bench registry: one interval_s expected, got {intervals}")
+            interval_s = intervals.pop()
             broker = Mosquitto(work / "mqtt", users=stack_users([]))
             influx = InfluxDB1(work / "influx", database="bench")
             with broker, influx:
@@ -171,9 +202,10 @@ def main(argv: list[str] | None = None) -> int:
                               f"{name} chain, {n} messages ...", flush=True)
                         e2e[name].append(_pantau_phase(
                             ctx, broker, influx, devices, work / "registry.yaml", work, chain,
-                            n, a.publishers, f"{name}_{k}"))
+                            n, a.publishers, f"{name}_{k}", interval_s))
             report.append(f"  end to end ({n} messages of 5 readings, {a.publishers} "
-                          f"publishers, {a.repeat} rounds):")
+                          f"publishers, {a.repeat} rounds; timestamps at the devices' cadence, "
+                          f"one message per station every {interval_s:g} s):")
             best = {name: min(cpu for _, cpu in runs) for name, runs in e2e.items()}
             for name, runs in e2e.items():
                 rounds = ", ".join(f"{cpu:.3f}" for _, cpu in runs)

@@ -45,10 +45,18 @@ def _packet(kind: int, body: bytes) -> bytes:
 
 
 def publish(host: str, port: int, user: str, password: str, devices: list[tuple[str, str]],
-            n: int, index: int, rate: float = 0.0) -> dict[str, float]:
+            n: int, index: int, rate: float = 0.0, cadence_s: float = 0.0) -> dict[str, float]:
     """Publish ``n`` QoS 1 messages round-robin over ``devices`` ((site, id) pairs, owned by
     this publisher alone), each stamped with a strictly increasing device time in µs; at
     ``rate`` messages/s when given, else flat out.
+
+    Timestamps: by default the wall clock at sending (µs, strictly increasing), which the spine
+    benchmark's publish-to-stored latency is measured from. With ``cadence_s`` (the devices'
+    registry ``interval_s``), the devices' own cadence instead: message k of a device is
+    stamped ``start + k * cadence_s`` (plus a fixed offset per device, spreading the devices
+    over the interval), with ``start`` in the past so that each device's last reading is just
+    before now. Each (device, timestamp) stays unique; the caller keeps
+    ``ceil(n / len(devices)) * cadence_s`` within ``ingest.max_age_s``.
 
     A minimal MQTT 3.1.1 publisher on a raw socket (CONNECT, pipelined PUBLISH, counted
     PUBACKs, at most `WINDOW` unacknowledged), so that the load generator is never the
@@ -65,15 +73,24 @@ def publish(host: str, port: int, user: str, password: str, devices: list[tuple[
     acked, pending = 0, b""
     t0 = time.perf_counter()
     last_us, i = 0, 0
+    step_us = round(cadence_s * 1e6)
+    if step_us:
+        per_device = -(-n // len(topics))
+        start_us = time.time_ns() // 1000 - per_device * step_us
+        offset_us = [d * step_us // len(topics) for d in range(len(topics))]
     while i < n or acked < n:
         due = n if not rate else min(n, int((time.perf_counter() - t0) * rate) + 1)
         if i < due and i - acked < WINDOW:
             chunk = []
             for _ in range(min(CHUNK, due - i, WINDOW - (i - acked))):
-                last_us = max(last_us + 1, time.time_ns() // 1000)
+                d = i % len(topics)
+                if step_us:  # message k = i // len(topics) of device d, at its cadence
+                    ts_us = start_us + offset_us[d] + (i // len(topics)) * step_us
+                else:
+                    ts_us = last_us = max(last_us + 1, time.time_ns() // 1000)
                 mid = i % 65535 + 1
-                chunk.append(_packet(0x32, topics[i % len(topics)] + struct.pack("!H", mid)
-                                     + payload(last_us, i)))
+                chunk.append(_packet(0x32, topics[d] + struct.pack("!H", mid)
+                                     + payload(ts_us, i)))
                 i += 1
             sock.sendall(b"".join(chunk))
         wait = 0.0 if i < due and i - acked < WINDOW else 0.001 if i < n else 1.0
