@@ -243,9 +243,6 @@ class MqttSource:
     def paused(self) -> bool:
         return self._paused
 
-    async def wait_connected(self) -> None:
-        await self._up.wait()
-
     async def wait_subscribed(self) -> None:
         """Until the broker granted the subscriptions at least once (the session exists)."""
         await self._subscribed.wait()

@@ -157,11 +157,6 @@ class Metrics:
         m = self._m.get((name, tuple(sorted(labels.items()))))
         return m.value if isinstance(m, Counter | Gauge) else 0.0
 
-    def total(self, name: str) -> float:
-        """Sum of a counter over all its label sets."""
-        return sum(m.value for (n, _), m in self._m.items()
-                   if n == name and isinstance(m, Counter | Gauge))
-
     def render(self) -> str:
         out: list[str] = []
         for name in sorted({n for n, _ in self._m}):

@@ -28,8 +28,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from pantau.bench.load import bare_subscriber, publish
 from pantau.devstack import PANTAU_USER, InfluxDB1, Mosquitto, free_port, stack_users
+from pantau.metrics import Histogram
 
 
 def _registry(path: Path, n: int) -> list[tuple[str, str]]:
@@ -114,17 +117,17 @@ def _metrics(url: str) -> dict[str, float]:
 
 
 def _quantile(m: dict[str, float], q: float) -> float:
+    """A quantile of Pantau's ``pantau_ingest_delay_seconds`` from scraped /metrics values,
+    estimated as `Histogram.quantile` does (the same histogram, rebuilt from its text)."""
     name = "pantau_ingest_delay_seconds"
-    buckets = sorted((float(k.split('le="')[1].rstrip('"}').replace("+Inf", "inf")), v)
-                     for k, v in m.items() if k.startswith(name + "_bucket"))
-    total = m.get(name + "_count", 0.0)
-    prev_le, prev_c = 0.0, 0.0
-    for le, c in buckets:
-        if c >= q * total and c > prev_c:
-            hi = le if le != float("inf") else prev_le
-            return prev_le + (hi - prev_le) * (q * total - prev_c) / (c - prev_c)
-        prev_le, prev_c = le, c
-    return float("nan")
+    cum = sorted((float(k.split('le="')[1].rstrip('"}').replace("+Inf", "inf")), v)
+                 for k, v in m.items() if k.startswith(name + "_bucket"))
+    if not cum:
+        return float("nan")
+    h = Histogram(tuple(le for le, _ in cum if le != float("inf")))
+    h.counts = [int(n) for n in np.diff([0.0, *(c for _, c in cum)])]
+    h.count = int(cum[-1][1])
+    return h.quantile(q)
 
 
 def _peak_rss_mb(pid: int) -> float:
