@@ -79,6 +79,7 @@ def coalesce(tiers: list[Tier]) -> list[Tier]:
     """One row per (resolution, series, bucket): the latest, i.e. the bucket's aggregate over
     every batch so far (`Tier` rows carry running aggregates)."""
     out = []
+    tiers = [t for t in tiers if len(t)]
     for res in sorted({t.resolution_s for t in tiers}):
         parts = [t for t in tiers if t.resolution_s == res]
         if len(parts) == 1:
@@ -307,7 +308,7 @@ class Pipeline:
         then save the processors' state."""
         self._seal()
         await self._idle.wait()
-        await self._checkpoint(force=True)
+        await self._checkpoint(force=True, all_open=True)
 
     # -- processor state --------------------------------------------------------------------
     def restore_state(self) -> None:
@@ -332,9 +333,10 @@ class Pipeline:
         self._publish_counts()
         log.info("restored processor state (%s) from %s", ", ".join(restored), path)
 
-    async def _checkpoint(self, *, force: bool = False) -> None:
-        """When due (every ``snapshot_interval_s``, or ``force``): write the pending tiers,
-        then save the processors' state. Tiers go with the state because a tier row is a
+    async def _checkpoint(self, *, force: bool = False, all_open: bool = False) -> None:
+        """When due (every ``snapshot_interval_s``, or ``force``): write the pending tiers
+        (``all_open``: every open bucket too, see `processors.tiers`), then save the
+        processors' state. Tiers go with the state because a tier row is a
         bucket's aggregate so far: coalescing batches writes each touched bucket once per
         checkpoint instead of once per batch, and whatever a crash loses of them comes back
         from the restored state with the bucket's next reading."""
@@ -342,7 +344,7 @@ class Pipeline:
         if not force and now - self._last_snapshot < self._snapshot_s:
             return
         self._last_snapshot = now
-        self._pending_tiers += self._chain.flush_tiers()
+        self._pending_tiers += self._chain.flush_tiers(all_open=all_open)
         if self._pending_tiers:
             pending, self._pending_tiers = self._pending_tiers, []
             for tier in coalesce(pending):

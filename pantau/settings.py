@@ -201,9 +201,14 @@ class ProcessorSettings:
     tiers_s: tuple[int, ...] = _f((60, 3600), "`tiers` processor: downsampling resolutions in "
                                   "seconds; each is written to retention policy `tier_<1m>` "
                                   "(v1) or bucket `<bucket>_<1m>` (v2), which must exist. A "
-                                  "device reporting less often than a resolution (`interval_s` "
-                                  "> it) is left out of that tier: its raw points already are "
-                                  "that tier.")
+                                  "tier covers the devices reporting more often than its "
+                                  "resolution (`interval_s` < it); for the others the raw "
+                                  "points already are that tier.")
+    tiers_refresh: int = _f(6, "`tiers` processor: how often a still-filling bucket is "
+                            "rewritten, per resolution: when the newest device timestamp has "
+                            "moved resolution / this past its last write (6: the current "
+                            "hour's 1-hour row lags the raw data by at most 10 minutes). A "
+                            "bucket is written in full once it closes, and on a clean stop.")
 
     def __post_init__(self) -> None:
         if self.aqi_standard not in ("ispu", "aqi"):
@@ -218,6 +223,8 @@ class ProcessorSettings:
                 or min(self.tiers_s) <= 0:
             raise SettingsError("processors.windows_s and processors.tiers_s must be positive "
                                 "seconds")
+        if self.tiers_refresh < 1:
+            raise SettingsError("processors.tiers_refresh must be at least 1")
 
 
 @dataclass(frozen=True, slots=True)

@@ -89,7 +89,8 @@ PROCESSORS: dict[str, ProcessorFactory] = {
     "quality": lambda ctx: Quality(ctx.table, gap_factor=ctx.settings.quality_gap_factor),
     "anomaly": _anomaly,
     "aqi": _aqi,
-    "tiers": lambda ctx: Tiers(ctx.table, resolutions_s=ctx.settings.tiers_s),
+    "tiers": lambda ctx: Tiers(ctx.table, resolutions_s=ctx.settings.tiers_s,
+                                refresh=ctx.settings.tiers_refresh),
 }
 
 
@@ -157,13 +158,14 @@ class Chain:
                 batch = p.process(batch)
         return Processed(batch, self._rows(batch, derived), tuple(tiers))
 
-    def flush_tiers(self) -> list[Tier]:
-        """The tiers of the batches run with ``defer_tiers`` since the last call: one row per
-        (resolution, series, bucket) touched, each the bucket's aggregate so far."""
+    def flush_tiers(self, *, all_open: bool = False) -> list[Tier]:
+        """The tier rows due after the batches run with ``defer_tiers`` since the last call
+        (`processors.tiers.Tiers.flush`: closed buckets, open ones due for a rewrite, or with
+        ``all_open`` every open bucket not yet written in full)."""
         out: list[Tier] = []
         for p, defers in zip(self.steps, self._defers, strict=True):
             if defers:
-                out += p.flush()  # type: ignore[attr-defined]
+                out += p.flush(all_open=all_open)  # type: ignore[attr-defined]
         return out
 
     def _rows(self, batch: TelemetryBatch, derived: list[Derived]) -> TelemetryBatch:

@@ -1,24 +1,32 @@
 """Downsampled tiers: mean, min, max and count per series per time bucket (1 min and 1 h).
 
-Buckets are aligned to the epoch (UTC; WIB is a whole-hour offset, so hours agree). Each batch
-returns, per resolution, one `Tier` row per (series, bucket) it touched, holding the bucket's
-aggregate *so far*: the sink writes it with the bucket start as timestamp into the tier's
-retention policy (1.x) or bucket (2.x), where a later write of the same bucket overwrites the
-earlier one. So the stored row converges to the final aggregate without waiting for a bucket
-to close, and a replayed batch changes nothing (readings at or before a series' latest
-timestamp are ignored). State: each series' open bucket per resolution.
+Buckets are aligned to the epoch (UTC; WIB is a whole-hour offset, so hours agree). A `Tier`
+row holds a bucket's aggregate so far; the sink writes it with the bucket start as timestamp
+into the tier's retention policy (1.x) or bucket (2.x), where a later write of the same bucket
+overwrites the earlier one. Readings at or before a series' latest timestamp are ignored, so a
+replayed batch changes nothing. State per resolution: each series' open (newest) bucket, the
+time of its newest reading and of the newest reading already written (``shown``).
 
-A series whose device reports less often than a resolution (``interval_s`` > resolution, e.g.
-a rain gauge every 300 s and the 1-minute tier) is left out of that tier: each of its buckets
-would hold one reading, a copy of the raw point with count 1, so the raw data already is that
-tier. (At ``interval_s`` == resolution a bucket can hold two readings of a jittery clock, so
-such series stay in.)
+Which rows are emitted, so that a tier costs a fraction of the raw data, not a copy of it:
+
+- a bucket that closes (its series reports in a later bucket) is emitted once, final, unless
+  it was already written with every reading;
+- an open bucket is rewritten only when the data clock (the newest device timestamp seen) has
+  moved ``resolution / refresh`` past its last write (default 6: the 1-hour row of the
+  current hour is at most 10 minutes behind the raw data, the 1-minute row 10 s). Emitting it
+  with every reading would write, for a station reporting each minute, one 1-hour row per
+  reading: as many rows as the raw data, four fields each.
+- `flush` with ``all_open`` (a clean stop) writes every open bucket not yet written in full.
+
+A tier only covers the series whose device reports more often than its resolution
+(``interval_s`` < resolution). The others (a rain gauge every 300 s, a river gauge every 60 s,
+for the 1-minute tier) would put one reading in each bucket, a copy of the raw point with
+count 1: their raw data already is that tier.
 
 Deferred mode (`defer` + `flush`, what `processors.Chain.run` uses for the pipeline): a batch
 only has its fresh rows set aside; `flush` (at the pipeline's checkpoint) aggregates everything
-set aside since in one pass, giving one row per (series, bucket) touched: the same rows as
-`step` per batch coalesced to the latest, at a fraction of the cost. `state` folds what is set
-aside into the open buckets first (its rows wait for the next `flush`).
+set aside since in one pass. `state` folds what is set aside into the open buckets first (its
+rows wait for the next `flush`). `step` does the same per batch.
 """
 
 from __future__ import annotations
@@ -41,116 +49,142 @@ from processors.domain.segments import (
     bounds,
     ends,
     fresh_rows,
-    starts,
 )
 
 S = 1_000_000_000
-FIELDS = ("bucket", "sum", "min", "max", "count")
+FIELDS = ("bucket", "sum", "min", "max", "count", "last", "shown")
 
 
 class Tiers:
-    def __init__(self, table: SeriesTable, *, resolutions_s: Sequence[int] = (60, 3600)) -> None:
+    def __init__(self, table: SeriesTable, *, resolutions_s: Sequence[int] = (60, 3600),
+                 refresh: int = 6) -> None:
         if not resolutions_s or min(resolutions_s) <= 0:
             raise ValueError(f"tiers: resolutions must be positive seconds, got {resolutions_s}")
+        if refresh < 1:
+            raise ValueError(f"tiers: refresh must be at least 1, got {refresh}")
         n = len(table)
         self.resolutions = tuple(int(r) for r in resolutions_s)
+        self.refresh_ns = {r: r * S // refresh for r in self.resolutions}
         self.last_ts = np.full(n, NEVER, np.int64)
+        self.clock = NEVER  # the data clock: the newest timestamp of any fresh reading
         interval = (np.array([d.interval_s for d in table.devices], np.float64)[
             table.device_index] if n else np.empty(0))
         # per resolution: the series it covers (None: all of them)
         self.covers: dict[int, B | None] = {
-            r: None if (interval <= r).all() else interval <= r for r in self.resolutions}
-        self.open: dict[int, State] = {
-            r: {"bucket": np.full(n, NEVER, np.int64), "sum": np.zeros(n), "min": np.zeros(n),
-                "max": np.zeros(n), "count": np.zeros(n, np.int64)} for r in self.resolutions}
+            r: None if (interval < r).all() else interval < r for r in self.resolutions}
+        self.open: dict[int, State] = {r: _empty_open(n) for r in self.resolutions}
         self._deferred: list[tuple[I32, I64, F64]] = []  # fresh rows set aside by `defer`
-        self._ready: list[Tier] = []  # rows folded by `state` before the next `flush`
+        self._ready: list[Tier] = []  # closed buckets folded by `state` before `flush`
 
     def process(self, batch: TelemetryBatch) -> TelemetryBatch:
         return self.step(batch).batch
 
     def step(self, batch: TelemetryBatch, order: IP | None = None) -> Output:
-        rows = fresh_rows(batch, self.last_ts, order)
-        if len(rows) == 0:
-            return Output(batch)
-        s, t, v = batch.series[rows], batch.ts_ns[rows], batch.value[rows]
-        first, last = bounds(s)
-        self.last_ts[s[last]] = t[last]
-        return Output(batch, tiers=tuple(self._tier(r, s, t, v, first, last)
-                                         for r in self.resolutions))
+        self.defer(batch, order)
+        return Output(batch, tiers=self.flush())
 
     def defer(self, batch: TelemetryBatch, order: IP | None = None) -> TelemetryBatch:
         """Set aside the batch's fresh rows for the next `flush` (see the module docstring)."""
         rows = fresh_rows(batch, self.last_ts, order)
         if len(rows):
             s, t, v = batch.series[rows], batch.ts_ns[rows], batch.value[rows]
-            last = np.empty(len(s), bool)
-            last[:-1], last[-1] = s[1:] != s[:-1], True
+            last = ends(s)
             self.last_ts[s[last]] = t[last]
             self._deferred.append((s, t, v))
         return batch
 
-    def flush(self) -> tuple[Tier, ...]:
-        """The tier rows of every bucket touched since the last flush (running aggregates)."""
+    def flush(self, *, all_open: bool = False) -> tuple[Tier, ...]:
+        """The tier rows due since the last flush: closed buckets, and open ones whose refresh
+        is due (``all_open``: every open bucket with readings not yet written)."""
         self._fold()
         ready, self._ready = self._ready, []
-        return tuple(ready)
+        out = []
+        for r in self.resolutions:
+            st = self.open[r]
+            due = st["last"] > st["shown"]
+            if not all_open:
+                due &= st["shown"] <= max(self.clock - self.refresh_ns[r], NEVER)
+            idx = np.flatnonzero(due)
+            st["shown"][idx] = st["last"][idx]
+            parts = [t for t in ready if t.resolution_s == r and len(t)]
+            parts.append(Tier(r, st["bucket"][idx], idx.astype(np.int32),
+                              st["sum"][idx] / st["count"][idx], st["min"][idx],
+                              st["max"][idx], st["count"][idx]))
+            tier = parts[0] if len(parts) == 1 else Tier(r, *(
+                np.concatenate([getattr(t, f) for t in parts])
+                for f in ("ts_ns", "series", "mean", "min", "max", "count")))
+            if len(tier):
+                out.append(tier)
+        return tuple(out)
 
     def _fold(self) -> None:
+        """Aggregate the rows set aside into the open buckets; closed buckets to `_ready`."""
         if not self._deferred:
             return
         parts, self._deferred = self._deferred, []
         s = np.concatenate([p[0] for p in parts])
         # each batch's rows of a series are newer than the batch before's: a stable sort by
         # series alone leaves every series in time order
-        order = np.argsort(s, kind="stable")
+        order = np.argsort(s, kind="stable") if len(parts) > 1 else np.arange(len(s))
         s = s[order]
         t = np.concatenate([p[1] for p in parts])[order]
         v = np.concatenate([p[2] for p in parts])[order]
-        first, last = bounds(s)
-        self._ready += [self._tier(r, s, t, v, first, last) for r in self.resolutions]
+        self.clock = max(self.clock, int(t.max()))
+        for r in self.resolutions:
+            self._ready.append(self._fold_one(r, s, t, v))
 
-    def _tier(self, res: int, s: I32, t: I64, v: F64, first: B, last: B) -> Tier:
+    def _fold_one(self, res: int, s: I32, t: I64, v: F64) -> Tier:
         covers = self.covers[res]
-        if covers is not None:  # leave out the series reporting less often than res
+        if covers is not None:  # only series reporting more often than res
             keep = covers[s]
-            if not keep.all():
-                s, t, v = s[keep], t[keep], v[keep]
-                first = starts(s)
-                last = ends(s)
+            s, t, v = s[keep], t[keep], v[keep]
+        first, last = bounds(s)
         width = res * S
         bucket = t - t % width
         new = first.copy()
         new[1:] |= bucket[1:] != bucket[:-1]
-        if new.all():  # one reading per (series, bucket), as from devices reporting slowly
-            gser, gb, gfirst, glast = s, bucket, first, last
+        if new.all():  # one reading per (series, bucket)
+            gser, gb, gfirst, glast, gend = s, bucket, first, last, t
             total, vmin, vmax = v.copy(), v.copy(), v.copy()
             count = np.ones(len(s), np.int64)
         else:
             gs = np.flatnonzero(new)
             gser, gb, gfirst = s[gs], bucket[gs], first[gs]
             glast = ends(gser)
+            gend = t[np.append(gs[1:], len(s)) - 1]
             total = np.add.reduceat(v, gs)
             vmin, vmax = np.minimum.reduceat(v, gs), np.maximum.reduceat(v, gs)
             count = np.diff(np.append(gs, len(s))).astype(np.int64)
         st = self.open[res]
-        # The first bucket of a series in this batch may continue the one left open before.
+        # Each series' first bucket here either continues its open bucket or closes it.
         head = np.flatnonzero(gfirst)
-        cont = head[st["bucket"][gser[head]] == gb[head]]
+        hs = gser[head]
+        continues = st["bucket"][hs] == gb[head]
+        cont = head[continues]
         if len(cont):
             c = gser[cont]
             total[cont] += st["sum"][c]
             vmin[cont] = np.minimum(vmin[cont], st["min"][c])
             vmax[cont] = np.maximum(vmax[cont], st["max"][c])
             count[cont] += st["count"][c]
+        gone = hs[~continues]
+        gone = gone[st["last"][gone] > st["shown"][gone]]  # closed, not yet written in full
+        closed = np.flatnonzero(~glast)  # closed by a later bucket of this fold
+        out = Tier(res, np.concatenate([st["bucket"][gone], gb[closed]]),
+                   np.concatenate([gone, gser[closed]]).astype(np.int32),
+                   np.concatenate([st["sum"][gone] / st["count"][gone],
+                                   total[closed] / count[closed]]),
+                   np.concatenate([st["min"][gone], vmin[closed]]),
+                   np.concatenate([st["max"][gone], vmax[closed]]),
+                   np.concatenate([st["count"][gone], count[closed]]))
         sl = gser[glast]
-        for name, col in zip(FIELDS, (gb, total, vmin, vmax, count), strict=True):
+        for name, col in zip(FIELDS[:6], (gb, total, vmin, vmax, count, gend), strict=True):
             st[name][sl] = col[glast]
-        return Tier(res, gb, gser, total / count, vmin, vmax, count)
+        return out
 
     def state(self) -> State:
         self._fold()
-        out: State = {"last_ts": self.last_ts}
+        out: State = {"last_ts": self.last_ts, "clock": np.array(self.clock, np.int64)}
         for r, st in self.open.items():
             out.update({f"{r}s_{k}": a for k, a in st.items()})
         return out
@@ -158,6 +192,21 @@ class Tiers:
     def restore(self, state: State) -> None:
         self._deferred, self._ready = [], []
         self.last_ts = np.asarray(state["last_ts"], np.int64).copy()
+        # snapshots from before "clock", "last" and "shown" existed: every open bucket is
+        # written once more at the next flush (harmless: a row overwrites itself)
+        self.clock = int(state.get("clock", self.last_ts.max(initial=NEVER)))
         for r, st in self.open.items():
             for k in FIELDS:
-                st[k] = np.asarray(state[f"{r}s_{k}"], st[k].dtype).copy()
+                key = f"{r}s_{k}"
+                if key in state:
+                    st[k] = np.asarray(state[key], st[k].dtype).copy()
+                elif k == "last":
+                    st[k] = np.where(st["bucket"] != NEVER, self.last_ts, NEVER)
+                else:
+                    st[k] = np.full(len(self.last_ts), NEVER, np.int64)
+
+
+def _empty_open(n: int) -> State:
+    never = np.full(n, NEVER, np.int64)
+    return {"bucket": never.copy(), "sum": np.zeros(n), "min": np.zeros(n), "max": np.zeros(n),
+            "count": np.zeros(n, np.int64), "last": never.copy(), "shown": never.copy()}

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from devices.registry import default_registry_path
 from pantau.devstack import InfluxDB1
 from tests.e2e.conftest import EnvFactory, PantauProcess, run_pantau, wait_for
 from tests.e2e.test_spine import _metrics as metrics
@@ -46,6 +47,18 @@ def stages(influx: InfluxDB1, db: str) -> dict[int, Any]:
                   "device='wl-brantas-kanigoro'", "flood_stage")
 
 
+def fast_gauges(tmp_path: Path) -> str:
+    """The shipped registry with river gauges reporting every 30 s, so that they are in the
+    1-minute tier too (a tier covers the devices reporting more often than its resolution);
+    the walk still comes a reading a minute, below the gap rule's 2 intervals."""
+    text = default_registry_path().read_text()
+    old = "  river_gauge:\n    interval_s: 60\n"
+    assert old in text
+    path = tmp_path / "registry.yaml"
+    path.write_text(text.replace(old, "  river_gauge:\n    interval_s: 30\n"))
+    return str(path)
+
+
 def create_tiers(influx: InfluxDB1, db: str) -> None:
     for rp in ("tier_1m", "tier_1h"):
         influx.query(f'CREATE RETENTION POLICY "{rp}" ON "{db}" DURATION INF REPLICATION 1',
@@ -53,9 +66,11 @@ def create_tiers(influx: InfluxDB1, db: str) -> None:
 
 
 async def test_derived_fields_quality_and_tiers_are_queryable(
-        pantau_env: EnvFactory, influx: InfluxDB1, influx_db: str, mqtt_client: Any) -> None:
+        pantau_env: EnvFactory, influx: InfluxDB1, influx_db: str, mqtt_client: Any,
+        tmp_path: Path) -> None:
     create_tiers(influx, influx_db)
-    env = pantau_env(influx_db, PANTAU_PROCESSORS_ANOMALY_WARMUP="3",
+    env = pantau_env(influx_db, PANTAU_REGISTRY=fast_gauges(tmp_path),
+                     PANTAU_PROCESSORS_ANOMALY_WARMUP="3",
                      PANTAU_PROCESSORS_SNAPSHOT_INTERVAL_S="0",  # tiers written every batch
                      PANTAU_INGEST_PROCESSORS="calibration,range_check,dedupe,quality,flood,"
                      "aqi,anomaly,tiers,windows")
@@ -114,7 +129,9 @@ async def test_missing_tier_policies_do_not_hold_back_the_readings(
             if "pantau_messages_acked_total 1" in text:
                 break
             await asyncio.sleep(0.05)
-    assert 'pantau_tier_writes_skipped_total{resolution="60"} 1' in text
+    # the 60 s gauge is in the 1-hour tier only, whose policy is missing
+    assert 'pantau_tier_writes_skipped_total{resolution="3600"} 1' in text
+    assert 'resolution="60"' not in text.split("pantau_tier_writes_skipped_total", 1)[1]
     assert "pantau_readings_written_total 3" in text
 
 

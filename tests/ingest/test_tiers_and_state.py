@@ -145,8 +145,11 @@ def test_coalesce_keeps_each_buckets_latest_aggregate() -> None:
              np.array([1.0, 7.0]), np.array([2.0, 7.0]), np.array([2, 1]))
     h = Tier(3600, np.array([0]), np.array([0], np.int32), np.array([1.0]), np.array([1.0]),
              np.array([1.0]), np.array([1]))
-    minute, hour = coalesce([a, h, b])
+    empty = Tier(60, np.array([], np.int64), np.array([], np.int32), *[np.array([])] * 3,
+                 np.array([], np.int64))
+    minute, hour = coalesce([a, empty, h, b])
     assert (minute.resolution_s, hour) == (60, h)
+    assert coalesce([empty, h, empty]) == [h]  # a tier with no rows (no series in it) vanishes
     assert list(zip(minute.series.tolist(), minute.ts_ns.tolist(), minute.mean.tolist(),
                     minute.count.tolist(), strict=True)) == [
         (0, 0, 1.5, 2), (0, 60 * 10**9, 7.0, 1), (1, 0, 5.0, 1)]

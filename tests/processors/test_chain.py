@@ -12,10 +12,12 @@ from ingest.batch import FLAG_SPIKE, TelemetryBatch
 from ingest.pipeline import coalesce
 from pantau.settings import ProcessorSettings
 from processors import PROCESSORS, ProcessorContext, ProcessorError, build_chain
+from processors.domain.derived import Tier
 
 MIN = 60_000_000_000
 REGISTRY = parse_registry({
     "sites": [{"id": "s", "lat": -8.1, "lon": 112.2}],
+    "kinds": {k: {"interval_s": 45} for k in ("river_gauge", "air_quality")},  # 1-min tier too
     "devices": [
         {"id": "wl-1", "kind": "river_gauge", "site": "s",
          "params": {"waspada_cm": 100, "siaga_cm": 200, "awas_cm": 300, "min_duration_s": 120},
@@ -122,16 +124,19 @@ def test_deferred_tiers_are_the_coalesced_tiers_and_the_rest_is_unchanged() -> N
         assert lo.tiers == ()
         assert o.batch.flags.tolist() == lo.batch.flags.tolist()
         assert o.derived.value.tolist() == lo.derived.value.tolist()
-    want = coalesce([t for o in outs for t in o.tiers])
-    got = coalesce(lazy.flush_tiers())
-    assert len(want) == len(got) == 2
-    for w, g in zip(want, got, strict=True):
-        assert (w.resolution_s, w.ts_ns.tolist(), w.series.tolist(), w.count.tolist(),
-                w.min.tolist(), w.max.tolist()) == (
-            g.resolution_s, g.ts_ns.tolist(), g.series.tolist(), g.count.tolist(),
-            g.min.tolist(), g.max.tolist())
-        assert np.allclose(w.mean, g.mean, rtol=1e-12)
-    assert lazy.flush_tiers() == []
+    # after a clean stop's flush, both stored the same final row of every bucket
+    want = rows(coalesce([t for o in outs for t in o.tiers] + eager.flush_tiers(all_open=True)))
+    got = rows(coalesce(lazy.flush_tiers() + lazy.flush_tiers(all_open=True)))
+    assert {k[0] for k in want} == {60, 3600} and want.keys() == got.keys()
+    for key, (mean, *rest) in want.items():
+        assert got[key][1:] == tuple(rest) and got[key][0] == pytest.approx(mean, rel=1e-12)
+    assert lazy.flush_tiers(all_open=True) == []
+
+
+def rows(tiers: list[Tier]) -> dict[tuple[int, int, int], tuple[float, float, float, int]]:
+    return {(t.resolution_s, int(s), int(ts)): (float(m), float(lo), float(hi), int(n))
+            for t in tiers for ts, s, m, lo, hi, n in zip(t.ts_ns, t.series, t.mean, t.min,
+                                                            t.max, t.count, strict=True)}
 
 
 def test_windows_derive_per_series_fields() -> None:

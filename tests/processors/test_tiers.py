@@ -19,7 +19,7 @@ from processors.tiers import Tiers
 S = 1_000_000_000
 REGISTRY = parse_registry({
     "sites": [{"id": "s", "lat": -8.1, "lon": 112.2}],
-    "devices": [{"id": "d", "kind": "k", "site": "s",
+    "devices": [{"id": "d", "kind": "k", "site": "s", "interval_s": 10,
                  "metrics": {"a": {"unit": "x"}, "b": {"unit": "x"}}}],
 })
 TABLE = SeriesTable.from_registry(REGISTRY)
@@ -44,11 +44,16 @@ def run(t: Tiers, b: TelemetryBatch, cuts: list[int]) -> dict[Key, Agg]:
     edges = [0, *sorted(c % (len(b) + 1) for c in cuts), len(b)]
     for lo, hi in pairwise(edges):
         for tier in t.step(b.take(np.arange(lo, hi))).tiers:
-            for i in range(len(tier)):
-                got[(tier.resolution_s, int(tier.series[i]), int(tier.ts_ns[i]))] = (
-                    float(tier.mean[i]), float(tier.min[i]), float(tier.max[i]),
-                    int(tier.count[i]))
+            collect(got, tier)
+    for tier in t.flush(all_open=True):  # a clean stop writes the open buckets
+        collect(got, tier)
     return got
+
+
+def collect(got: dict[Key, Agg], tier: Tier) -> None:
+    for i in range(len(tier)):
+        got[(tier.resolution_s, int(tier.series[i]), int(tier.ts_ns[i]))] = (
+            float(tier.mean[i]), float(tier.min[i]), float(tier.max[i]), int(tier.count[i]))
 
 
 def naive(b: TelemetryBatch, resolutions: tuple[int, ...]) -> dict[Key, Agg]:
@@ -98,18 +103,19 @@ def test_replayed_batch_changes_nothing_and_bad_config() -> None:
 
 MIXED = SeriesTable.from_registry(parse_registry({
     "sites": [{"id": "s", "lat": -8.1, "lon": 112.2}],
-    "devices": [{"id": "rain", "kind": "k", "site": "s", "interval_s": 300,
+    "devices": [{"id": "gauge", "kind": "k", "site": "s", "interval_s": 60,
                  "metrics": {"a": {"unit": "x"}}},
-                {"id": "level", "kind": "k", "site": "s", "interval_s": 60,
+                {"id": "counter", "kind": "k", "site": "s", "interval_s": 30,
                  "metrics": {"a": {"unit": "x"}}}],
 }))
 
 
 @settings(max_examples=50, deadline=None)
 @given(rows_st, st.lists(st.integers(0, 80), max_size=6))
-def test_a_tier_finer_than_a_devices_interval_leaves_its_series_out(
+def test_a_tier_covers_only_the_series_reporting_more_often_than_it(
         rows: list[tuple[int, int, float]], cuts: list[int]) -> None:
-    # series 0 reports every 300 s: its raw points already are its 1-minute tier
+    # series 0 reports every 60 s, one reading per minute: its raw points already are its
+    # 1-minute tier; series 1 reports every 30 s and is in both tiers
     b = make_batch(rows)
     got = run(Tiers(MIXED, resolutions_s=(60, 3600)), b, cuts)
     want = {k: v for k, v in naive(b, (60, 3600)).items() if k[0] == 3600 or k[1] == 1}
@@ -130,12 +136,9 @@ def test_deferred_tiers_equal_naive_group_by_however_flushed(
     t = Tiers(TABLE, resolutions_s=(60, 3600))
     got: dict[Key, Agg] = {}
 
-    def collect(tiers: tuple[Tier, ...]) -> None:
+    def collect_all(tiers: tuple[Tier, ...]) -> None:
         for tier in tiers:
-            for i in range(len(tier)):
-                got[(tier.resolution_s, int(tier.series[i]), int(tier.ts_ns[i]))] = (
-                    float(tier.mean[i]), float(tier.min[i]), float(tier.max[i]),
-                    int(tier.count[i]))
+            collect(got, tier)
 
     edges = [0, *sorted(c % (len(b) + 1) for c in cuts), len(b)]
     for k, (lo, hi) in enumerate(pairwise(edges)):
@@ -144,11 +147,58 @@ def test_deferred_tiers_equal_naive_group_by_however_flushed(
         if k < len(snapshots) and snapshots[k]:
             t.state()
         if k < len(flushes) and flushes[k]:
-            collect(t.flush())
-    collect(t.flush())
+            collect_all(t.flush())
+    collect_all(t.flush(all_open=True))
     want = naive(b, (60, 3600))
     assert got.keys() == want.keys()
     for key, (mean, vmin, vmax, n) in want.items():
         assert got[key][1:] == (vmin, vmax, n)
         assert got[key][0] == pytest.approx(mean, rel=1e-9, abs=1e-9)
     assert t.flush() == ()
+
+
+T_HOUR = 1_699_999_200 * S  # an hour boundary
+
+
+def test_an_open_bucket_is_rewritten_at_the_refresh_rate_not_with_every_reading() -> None:
+    # Two series every 10 s for 3 hours, flushed after every reading as at a low rate; series 1
+    # goes silent after 70 minutes. The 1-hour rows: closed hours once, the open hour at most
+    # every 600 s of data clock, and never further behind than that.
+    t = Tiers(TABLE, resolutions_s=(3600,))
+    stored: dict[Key, Agg] = {}
+    rows = {0: 0, 1: 0}
+    for k in range(3 * 360):
+        ts = T_HOUR + k * 10 * S
+        series = [0, 1] if k < 420 else [0]
+        t.defer(TelemetryBatch.from_arrays([ts] * len(series), series, [float(k)] * len(series)))
+        for tier in t.flush():
+            rows.update({s: rows[s] + int(np.count_nonzero(tier.series == s)) for s in (0, 1)})
+            collect(stored, tier)
+        for s in series:  # what is stored of this hour covers every reading up to clock - 600 s
+            hour = ts - ts % (3600 * S)
+            lag_ok = (ts - hour) // (10 * S) + 1 - 60  # readings of the hour older than 600 s
+            assert stored.get((3600, s, hour), (0, 0, 0, 0))[3] >= lag_ok
+    assert rows[0] <= 3 * 8 and rows[0] >= 3 * 6  # ~6 refreshes an hour (+ close), not 360
+    for tier in t.flush(all_open=True):
+        collect(stored, tier)
+    b = TelemetryBatch.from_arrays(
+        [T_HOUR + k * 10 * S for k in range(1080)] + [
+            T_HOUR + k * 10 * S for k in range(420)],
+        [0] * 1080 + [1] * 420, [float(k) for k in range(1080)] + [float(k) for k in range(420)])
+    want = naive(b, (3600,))
+    assert stored.keys() == want.keys()
+    for key, (mean, vmin, vmax, n) in want.items():
+        assert stored[key][1:] == (vmin, vmax, n) and stored[key][0] == pytest.approx(mean)
+    # the silent series' last hour reached the store from the data clock, before the stop
+    assert rows[1] >= 2
+
+
+def test_a_snapshot_without_the_refresh_state_still_restores() -> None:
+    # snapshots taken before `clock`, `last` and `shown` existed: open buckets rewritten once
+    a = Tiers(TABLE, resolutions_s=(60,))
+    a.step(TelemetryBatch.from_arrays([0, 10 * S], [0, 0], [1.0, 3.0]))
+    old = {k: v for k, v in a.state().items() if not k.endswith(("_last", "_shown", "clock"))}
+    r = Tiers(TABLE, resolutions_s=(60,))
+    r.restore(old)
+    [tier] = r.step(TelemetryBatch.from_arrays([20 * S], [0], [5.0])).tiers
+    assert (tier.ts_ns.tolist(), tier.count.tolist(), tier.mean.tolist()) == ([0], [3], [3.0])
