@@ -20,13 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import aiohttp
 import numpy as np
 import numpy.typing as npt
 from ruamel.yaml import YAML
@@ -37,6 +35,7 @@ from devices.registry import Device, Metric, Registry, RegistryError, load_regis
 from devices.series import SeriesTable
 from ingest.batch import TelemetryBatch
 from ingest.errors import PantauError, SinkError
+from ingest.influx_query import InfluxQLReader, q_ident
 from ingest.influx_sink import make_sink
 from pantau.settings import InfluxSettings
 
@@ -200,56 +199,6 @@ class Summary:
     examples: list[str] = field(default_factory=list)
 
 
-def _q_ident(name: str) -> str:
-    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-class InfluxQLReader:
-    """InfluxQL over the 1.x ``/query`` API as ``read_username`` (else ``username``); used as
-    ``async with``; errors are `RecalibrationError` naming the URL, database and user."""
-
-    def __init__(self, s: InfluxSettings) -> None:
-        self._url = s.url.rstrip("/") + "/query"
-        user, pw = (s.read_username, s.read_password) if s.read_username else (s.username,
-                                                                              s.password)
-        self._headers = {"Authorization": aiohttp.encode_basic_auth(user, pw.reveal())
-                         } if user else {}
-        self._form = {"db": s.database, "epoch": "ns"}
-        self._where = f"InfluxDB {s.url} database {s.database!r} as {user or 'anonymous'!r}"
-        self._timeout = aiohttp.ClientTimeout(total=max(s.timeout_s, 60.0))
-        self._session: aiohttp.ClientSession | None = None
-
-    async def __aenter__(self) -> InfluxQLReader:
-        self._session = aiohttp.ClientSession(timeout=self._timeout, headers=self._headers)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._session is not None:
-            await self._session.close()
-
-    async def series(self, q: str) -> list[dict[str, Any]]:
-        """Every series of the answer: ``{"columns", "values", "tags"?}``."""
-        assert self._session is not None, "use `async with`"
-        try:
-            async with self._session.post(self._url, data={**self._form, "q": q}) as resp:
-                text = await resp.text(errors="replace")
-                status = resp.status
-        except (aiohttp.ClientError, TimeoutError, OSError) as e:
-            raise RecalibrationError(f"{self._where}: {type(e).__name__}: {e}") from e
-        try:
-            doc = json.loads(text)
-        except ValueError:
-            doc = {"error": text.strip()[:300]}
-        errors = [doc["error"]] if "error" in doc else []
-        errors += [r["error"] for r in doc.get("results", []) if "error" in r]
-        if status in (401, 403):
-            errors.append("set influx.read_username/read_password to a user with READ on "
-                          "the database (the ingest user normally has WRITE only)")
-        if status != 200 or errors:
-            raise RecalibrationError(f"{self._where}: HTTP {status}: {'; '.join(errors)}")
-        return [s for r in doc.get("results", []) for s in r.get("series", [])]
-
-
 Progress = Callable[[int, int], None]
 
 
@@ -267,8 +216,8 @@ async def run(plan: Plan, settings: InfluxSettings, *, dry_run: bool = False,
         raise RecalibrationError("pantau devices recalibrate reads with InfluxQL over the 1.x "
                                  "/query API: influx.api = 'v2' is not supported yet")
     d, summary = plan.device, Summary()
-    rp = f"{_q_ident(settings.retention_policy)}." if settings.retention_policy else ""
-    src, dev = f"{rp}{_q_ident(d.kind)}", f"\"device\" = '{d.id}'"   # ids match ID_RE
+    rp = f"{q_ident(settings.retention_policy)}." if settings.retention_policy else ""
+    src, dev = f"{rp}{q_ident(d.kind)}", f"\"device\" = '{d.id}'"   # ids match ID_RE
     async with InfluxQLReader(settings) as reader:
         sites = await _count(reader, plan, src, dev, summary)
         if not summary.total:
@@ -280,7 +229,7 @@ async def run(plan: Plan, settings: InfluxSettings, *, dry_run: bool = False,
         ids = {(table.devices[int(table.device_index[i])].site, table.metric[i]): i
                for i in range(len(table))}
         lo, hi = plan.span
-        select = ", ".join(_q_ident(mp.metric.name) for mp in plan.metrics)
+        select = ", ".join(q_ident(mp.metric.name) for mp in plan.metrics)
         cursor = lo
         async with make_sink(settings, table) as sink:
             while True:
@@ -340,7 +289,7 @@ async def _count(reader: InfluxQLReader, plan: Plan, src: str, dev: str,
     for mp in plan.metrics:
         summary.per_metric[mp.metric.name] = summary.out_of_range[mp.metric.name] = 0
         for seg in mp.segments:
-            q = (f"SELECT count({_q_ident(mp.metric.name)}) FROM {src} WHERE {dev} AND "
+            q = (f"SELECT count({q_ident(mp.metric.name)}) FROM {src} WHERE {dev} AND "
                  f"{_range(seg.start_ns, seg.end_ns)} GROUP BY *")
             for s in await reader.series(q):
                 tags = {k: v for k, v in s.get("tags", {}).items() if v}

@@ -311,17 +311,19 @@ class Pipeline:
         await self._checkpoint(force=True, all_open=True)
 
     # -- processor state --------------------------------------------------------------------
-    def restore_state(self) -> None:
-        """Load the processors' state snapshot, if any (before the first batch). A snapshot
+    def restore_state(self) -> int | None:
+        """Load the processors' state snapshot, if any (before the first batch); returns
+        when it was saved (ns since the epoch), None when nothing was restored. A snapshot
         of other series or another chain is set aside (renamed ``*.stale``), not used."""
         if self._state_file is None or not self._chain.stateful:
-            return
+            return None
         path = self._state_file.path
         try:
+            saved_ns = path.stat().st_mtime_ns if path.exists() else 0
             state = self._state_file.load()
             if state is None:
-                log.info("no processor state in %s: starting fresh", path)
-                return
+                log.info("no processor state in %s", path)
+                return None
             restored = self._chain.restore(state)
         except (OSError, ValueError, KeyError, ProcessorError) as e:
             stale = path.with_name(path.name + ".stale")
@@ -329,9 +331,10 @@ class Pipeline:
                         "file is kept as %s", path, e, stale)
             if path.exists():
                 path.replace(stale)
-            return
-        self._publish_counts()
+            return None
+        self.publish_counts()
         log.info("restored processor state (%s) from %s", ", ".join(restored), path)
+        return saved_ns
 
     async def _checkpoint(self, *, force: bool = False, all_open: bool = False) -> None:
         """When due (every ``snapshot_interval_s``, or ``force``): write the pending tiers
@@ -365,7 +368,8 @@ class Pipeline:
         self._m.histogram("pantau_state_snapshot_seconds").observe(time.perf_counter() - t0)
         self._m.gauge("pantau_state_snapshot_bytes").set(size)
 
-    def _publish_counts(self) -> None:
+    def publish_counts(self) -> None:
+        """Publish the processors' counters (after each batch, a restore or a warm-up)."""
         for kind, n in self._chain.counts().items():
             self._m.counter("pantau_quality_flags_total", kind=kind).value = n
 
@@ -391,7 +395,7 @@ class Pipeline:
         if n_refused_derived:
             self._m.counter("pantau_derived_refused_total").inc(n_refused_derived)
         self._pending_tiers += out.tiers
-        self._publish_counts()
+        self.publish_counts()
         records = self._records(sealed, batch)
         while True:
             try:

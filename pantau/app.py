@@ -19,22 +19,54 @@ from devices.series import SeriesTable
 from devices.status import StatusStore
 from ingest.deadletter import DeadLetter
 from ingest.decode import Decoder
+from ingest.influx_query import InfluxQLReader, QueryError
 from ingest.influx_sink import make_sink
 from ingest.mqtt_source import MqttSource
 from ingest.pipeline import Pipeline
 from ingest.snapshot import StateFile
+from ingest.warmup import warm_up
 from pantau.http_api import Check, build_app, start_http
 from pantau.metrics import Metrics
 from pantau.settings import Settings
-from processors import ProcessorContext, build_chain
+from processors import Chain, ProcessorContext, build_chain
 
 log = logging.getLogger("pantau")
 
 DRAIN_TIMEOUT_S = 15.0
+# after a restored snapshot, replay what was stored from this long before it was saved
+CATCH_UP_NS = 300 * 1_000_000_000
 
 
 def load_configured_registry(settings: Settings) -> Registry:
     return load_registry(settings.registry or default_registry_path())
+
+
+async def warm_up_state(chain: Chain, settings: Settings, saved_ns: int | None) -> None:
+    """Replay stored readings into the processors (`ingest.warmup`): the last hours when no
+    snapshot was restored, the minutes around it when one was (``saved_ns``). A failure is
+    logged, and ingest starts with the state it has."""
+    max_s = settings.processors.warmup_max_s
+    inf = settings.influx
+    if max_s <= 0 or not chain.stateful:
+        return
+    if inf.api == "v2" and not inf.read_username:
+        log.info("warm-up from InfluxDB skipped: on InfluxDB 2.x it reads through the v1 "
+                 "compatibility API; set influx.read_username/read_password (a v1 "
+                 "authorisation with read access) and influx.database (the DBRP name)")
+        return
+    since = None if saved_ns is None else saved_ns - CATCH_UP_NS
+    what = "since the snapshot" if since is not None else "of the last hours"
+    try:
+        async with InfluxQLReader(inf) as reader:
+            report = await warm_up(chain, reader, now_ns=time.time_ns(), max_s=max_s,
+                                   retention_policy=inf.retention_policy, since_ns=since)
+    except QueryError as e:
+        log.warning("warm-up: cannot replay the readings stored %s (%s); going on with %s",
+                    what, e, "the snapshot's state" if since is not None else "fresh state")
+        return
+    seeded = ", ".join(f"{n} {name}" for name, n in report.seeded.items()) or "nothing"
+    log.info("warm-up: %d stored readings %s replayed in %.1f s (%d queries); seeded %s",
+             report.readings, what, report.seconds, report.queries, seeded)
 
 
 async def run(settings: Settings, *, stop: asyncio.Event | None = None,
@@ -74,7 +106,8 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None,
                             on_status=status.on_status, on_stored=status.on_stored,
                             state_file=StateFile(Path(settings.state_dir) / "processors.npz"),
                             snapshot_interval_s=settings.processors.snapshot_interval_s)
-        pipeline.restore_state()
+        await warm_up_state(chain, settings, pipeline.restore_state())
+        pipeline.publish_counts()
         source.handler = pipeline.on_message
 
         async def mqtt_check() -> str:

@@ -115,10 +115,12 @@ class InfluxSettings:
     retention_policy: str = _f("", "v1: retention policy (empty: the database's default).")
     username: str = _f("", "v1: user with WRITE on `database` (empty: no auth).")
     password: Secret = _f(Secret(), "v1: that user's password.")
-    read_username: str = _f("", "v1: user with READ on `database`, used only by `pantau devices "
-                            "recalibrate` to read stored points back (it writes them as "
-                            "`username`). Separate so that the ingest user keeps WRITE only; "
-                            "empty: `username` (which then needs READ too).")
+    read_username: str = _f("", "User with READ on `database`, used only to read stored points "
+                            "back: by `pantau devices recalibrate` (it writes them as "
+                            "`username`) and the processors' warm-up "
+                            "(`processors.warmup_max_s`). Separate so that the ingest user "
+                            "keeps WRITE only; empty: `username` (which then needs READ too). "
+                            "InfluxDB 2.x: a v1 authorisation and a DBRP mapping.")
     read_password: Secret = _f(Secret(), "v1: that user's password.")
     org: str = _f("pantau", "v2: organisation.")
     bucket: str = _f("pantau", "v2: bucket.")
@@ -168,8 +170,16 @@ class ProcessorSettings:
         "written (one row per bucket) and stateful processors (flood stages, windows, EWMA, "
         "...) save their state to `<state_dir>/processors.npz` (atomically, after a batch is "
         "written and before it is acknowledged) at most this often, and on a clean stop; the "
-        "state is restored on start. 0: after every batch, so that even a kill -9 loses no "
-        "state (costs a file write per batch).")
+        "state is restored on start, and the readings stored since are replayed from InfluxDB "
+        "(see `warmup_max_s`). 0: after every batch (costs a file write per batch).")
+    warmup_max_s: float = _f(
+        86400.0, "Warm-up from InfluxDB: when the state snapshot is missing or belongs to "
+        "another registry, the stored readings of the last hours (as far back as each "
+        "processor needs: 24 h for air quality, the rise window for rivers, ...; at most this "
+        "long) are read back as `influx.read_username` and replayed before ingest starts, "
+        "and the last stored `flood_stage` seeds the stages; after a restored snapshot, the "
+        "readings stored in the 5 minutes before it are replayed, so a kill -9 between two "
+        "snapshots loses no state. 0: off (a missing snapshot means fresh state).")
     aqi_standard: str = _f("ispu", "`ispu` (Indonesia, P.14/2020) or `aqi` (US EPA, May 2024): "
                            "names the derived fields (`ispu`, `ispu_category`, ...).")
     aqi_pm25_table: str = _f("2024", "EPA only: PM2.5 breakpoints `2024` or `pre2024`.")

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from devices.series import DerivedMetric, SeriesTable
 from ingest.batch import TelemetryBatch
@@ -191,6 +192,44 @@ class Chain:
             return TelemetryBatch.empty()
         return TelemetryBatch.from_arrays(np.concatenate(ts), np.concatenate(series),
                                           np.concatenate(value))
+
+    # -- warm-up from stored readings (`ingest.warmup`) ---------------------------------------
+    def lookback_s(self) -> npt.NDArray[np.float64]:
+        """Per raw series, how far back a replay must start to rebuild the steps' state
+        (0: no step keeps state for it)."""
+        raw = self.table.raw if self.table is not None else 0
+        need = np.zeros(raw)
+        for p in self.steps:
+            fn = getattr(p, "lookback_s", None)
+            if callable(fn):
+                need = np.maximum(need, np.asarray(fn(), np.float64)[:raw])
+        return need
+
+    def seeds(self) -> dict[str, list[Any]]:
+        """Derived field -> the steps seeded from its last stored value before a replay."""
+        out: dict[str, list[Any]] = {}
+        for p in self.steps:
+            for name in getattr(p, "seeds", tuple)():
+                out.setdefault(name, []).append(p)
+        return out
+
+    def replay(self, batch: TelemetryBatch) -> None:
+        """Advance the stateful steps over stored readings (already calibrated and checked,
+        so the stateless steps are skipped); what they derive is not kept (it is stored)."""
+        order = sort_order(batch)
+        for p, stepping, defers in zip(self.steps, self._stepping, self._defers, strict=True):
+            if defers:
+                p.defer(batch, order)  # type: ignore[attr-defined]
+            elif stepping:
+                p.step(batch, order)  # type: ignore[attr-defined]
+
+    def replayed(self, *, catch_up: bool) -> None:
+        """End of a replay: steps drop what they produced (tiers) and, unless it caught up
+        after a restored snapshot (``catch_up``), what they counted (quality)."""
+        for p in self.steps:
+            fn = getattr(p, "replayed", None)
+            if callable(fn):
+                fn(catch_up=catch_up)
 
     def counts(self) -> dict[str, int]:
         """Counters kept by the steps (e.g. `Quality.counts`), for ``/metrics``."""

@@ -18,6 +18,7 @@ from devices.series import DerivedMetric, SeriesTable
 from ingest.batch import FLAG_ANOMALY, TelemetryBatch
 from processors.domain.derived import Output, derived
 from processors.domain.segments import (
+    F64,
     IP,
     NEVER,
     State,
@@ -41,6 +42,8 @@ class Anomaly:
         n = len(table)
         self.alpha, self.threshold, self.warmup = alpha, threshold, warmup
         self.selected = np.array([metrics is None or m in metrics for m in table.metric], bool)
+        self.interval_s = np.array([d.interval_s for d in table.devices], np.float64)[
+            table.device_index] if n else np.empty(0)
         self.mean = np.full(n, np.nan)
         self.var = np.zeros(n)
         self.count = np.zeros(n, np.int64)
@@ -48,6 +51,12 @@ class Anomaly:
 
     def derives(self) -> list[DerivedMetric]:
         return [DerivedMetric("zscore", True, self.selected)]
+
+    def lookback_s(self) -> F64:
+        """Per series, the history a replay needs: the warm-up, or the readings that carry
+        95 % of the EWMA's weight (3 / alpha), whichever is longer, at the device's interval."""
+        readings = max(self.warmup, int(np.ceil(3 / self.alpha)))
+        return np.where(self.selected, readings * self.interval_s, 0.0)
 
     def process(self, batch: TelemetryBatch) -> TelemetryBatch:
         return self.step(batch).batch

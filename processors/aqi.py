@@ -165,3 +165,7 @@ class AirQuality:
         self.history.restore(state, "history_")
         self.sub = np.asarray(state["sub"], np.float64).copy()
         self.sub_ts = np.asarray(state["sub_ts"], np.int64).copy()
+
+    def lookback_s(self) -> F64:
+        """Per series, the history a replay needs (`ingest.warmup`): the 24 hours kept."""
+        return np.where(self.own, 24 * 3600.0, 0.0)

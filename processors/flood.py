@@ -74,6 +74,9 @@ class FloodStage:
         self.history = History(n, window)
         self.active = np.zeros((n, 3), bool)
         self.run_start = np.full((n, 3), NEVER, np.int64)
+        # each device's gauge series (-1: none), for `seed`
+        self.gauge_of = np.full(len(table.devices), -1, np.int32)
+        self.gauge_of[table.device_index[self.gauge]] = np.flatnonzero(self.gauge)
 
     def derives(self) -> list[DerivedMetric]:
         return [DerivedMetric("level_cm", False, self.from_distance, "cm"),
@@ -121,6 +124,29 @@ class FloodStage:
         stage = np.where(active[:, 2], 3.0, np.where(active[:, 1], 2.0,
                                                       np.where(active[:, 0], 1.0, 0.0)))
         return np.where(np.isnan(self.thr[s, 0]), np.nan, stage)
+
+    # -- warm-up from stored data (`ingest.warmup`) ------------------------------------------
+    def lookback_s(self) -> F64:
+        """Per series, how much recent history a replay needs: the rise window and the
+        minimum duration of a stage (plus one interval for the reading before)."""
+        need = np.maximum(self.window, self.min_dur) / S
+        return np.where(self.gauge, need, 0.0)
+
+    def seeds(self) -> tuple[str, ...]:
+        """Derived fields whose last stored value before a replay seeds the state: a stage
+        latched before the replayed window is kept by its hysteresis, which the window's
+        readings alone may not show (a level inside the band under a threshold)."""
+        return ("flood_stage",)
+
+    def seed(self, name: str, device: I32, value: F64) -> None:
+        """Latch ``value`` (a stored ``flood_stage``) for each ``device`` (index into the
+        registry's devices) before its readings are replayed."""
+        if name != "flood_stage":
+            raise ValueError(f"flood: nothing to seed from {name!r}")
+        sid = self.gauge_of[device]
+        ok = (sid >= 0) & np.isfinite(value)
+        sid, stage = sid[ok], np.clip(np.rint(value[ok]), 0, 3).astype(np.int64)
+        self.active[sid] = np.arange(3) < stage[:, None]
 
     def state(self) -> State:
         return {**self.history.state("level_"), "active": self.active,

@@ -26,7 +26,7 @@ import numpy as np
 from devices.series import SeriesTable
 from ingest.batch import FLAG_GAP, FLAG_SPIKE, FLAG_STUCK, TelemetryBatch
 from processors.domain.derived import Output
-from processors.domain.segments import I32, I64, IP, NEVER, State, bounds, fresh_rows
+from processors.domain.segments import F64, I32, I64, IP, NEVER, State, bounds, fresh_rows
 
 S = 1_000_000_000
 COUNTS = ("stuck", "spike", "gap", "missed")
@@ -128,3 +128,17 @@ class Quality:
     def restore(self, state: State) -> None:
         for k in ("last_ts", "last_value", "run_start", "run_count", "count"):
             setattr(self, k, np.asarray(state[k], getattr(self, k).dtype).copy())
+
+    # -- warm-up from stored data (`ingest.warmup`) ------------------------------------------
+    def lookback_s(self) -> F64:
+        """Per series, the history a replay needs: a flatline rule's span (to find a stuck
+        run again), else the reading before the next one (for spikes and gaps)."""
+        flat = np.where(self.flat_n > 0, np.maximum(self.flat_ns / S,
+                                                    self.flat_n * self.interval_s), 0.0)
+        return np.maximum(flat, (self.gap_factor + 1) * self.interval_s)
+
+    def replayed(self, *, catch_up: bool) -> None:
+        """After a replay: the flags it found count only when it caught up on readings the
+        lost run had counted (``catch_up``); a full warm-up starts the counters at 0."""
+        if not catch_up:
+            self.count[:] = 0

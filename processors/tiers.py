@@ -79,6 +79,22 @@ class Tiers:
     def process(self, batch: TelemetryBatch) -> TelemetryBatch:
         return self.step(batch).batch
 
+    def lookback_s(self) -> F64:
+        """Per series, the history a replay needs: its open bucket of the widest tier."""
+        need = np.zeros(len(self.last_ts))
+        for r in self.resolutions:
+            covers = self.covers[r]
+            need = np.maximum(need, np.where(True if covers is None else covers, float(r), 0.0))
+        return need
+
+    def replayed(self, *, catch_up: bool) -> None:
+        """After a replay (`ingest.warmup`): drop the rows it produced, which may hold a
+        partial first bucket, and leave every open bucket to be written again in full."""
+        self._fold()
+        self._ready = []
+        for st in self.open.values():
+            st["shown"][:] = NEVER
+
     def step(self, batch: TelemetryBatch, order: IP | None = None) -> Output:
         self.defer(batch, order)
         return Output(batch, tiers=self.flush())

@@ -18,7 +18,7 @@ from devices.series import DerivedMetric, SeriesTable
 from ingest.batch import TelemetryBatch
 from processors.domain.derived import Derived, Output, derived
 from processors.domain.rolling import History
-from processors.domain.segments import IP, State, fresh_rows
+from processors.domain.segments import F64, IP, State, fresh_rows
 
 STATS = ("mean", "min", "max", "count", "last")
 
@@ -46,6 +46,10 @@ class Windows:
     def derives(self) -> list[DerivedMetric]:
         return [DerivedMetric(f"{stat}_{window_label(w)}", True, self.selected)
                 for w in self.windows_s for stat in self.stats]
+
+    def lookback_s(self) -> F64:
+        """Per series, the history a replay needs: the longest window."""
+        return np.where(self.selected, float(max(self.windows_s)), 0.0)
 
     def process(self, batch: TelemetryBatch) -> TelemetryBatch:
         return self.step(batch).batch

@@ -1,0 +1,147 @@
+"""Rebuild the processors' state from the readings stored in InfluxDB (the warm-up).
+
+The state snapshot (``<state_dir>/processors.npz``) is the fast path; this is the way back when
+it cannot serve: it is missing (a new host, a wiped volume), or it belongs to another registry
+(a device was added), or it is older than the data (a kill -9 between two checkpoints).
+
+How: per device kind (= measurement), the raw metric fields of the series some step keeps
+state for are read back with InfluxQL, in time order, page by page, from ``now`` minus the
+longest history a step needs for them (`processors.Chain.lookback_s`: the flood rise window, 24 h
+of pollutants for the air-quality averages, the EWMA's memory, the open tier bucket, ...,
+capped by ``processors.warmup_max_s``), and replayed through the stateful steps
+(`processors.Chain.replay`); what they derive again is dropped, it is stored already. Before
+that, a step may seed its state from the last stored value of a derived field before the
+window (`FloodStage.seeds`: a stage latched days ago stays latched by its hysteresis).
+
+``since_ns`` (after a snapshot was restored) replays only the readings from there on: the
+steps skip what the snapshot already saw (a reading at or before a series' latest timestamp
+never advances state twice), so this closes the gap between the last snapshot and a crash.
+
+Stored values are calibrated and range-checked already, so the stateless steps are skipped.
+A reading stored with a device timestamp older than the window is not replayed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ingest.batch import TelemetryBatch
+from ingest.influx_query import InfluxQLReader, q_ident
+from processors import Chain
+
+log = logging.getLogger("pantau.warmup")
+
+S = 1_000_000_000
+
+
+@dataclass
+class WarmupReport:
+    readings: int = 0
+    queries: int = 0
+    seeded: dict[str, int] = field(default_factory=dict)
+    per_kind: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+async def warm_up(chain: Chain, reader: InfluxQLReader, *, now_ns: int, max_s: float,
+                  retention_policy: str = "", since_ns: int | None = None,
+                  page_size: int = 20_000,
+                  progress: Callable[[str], None] = log.info) -> WarmupReport:
+    """Replay stored readings into ``chain`` (see the module docstring). Raises
+    `ingest.influx_query.QueryError` when a query fails (the caller decides to go on)."""
+    t0 = time.perf_counter()
+    table = chain.table
+    report = WarmupReport()
+    if table is None or not chain.stateful:
+        return report
+    need = np.minimum(chain.lookback_s(), max_s)
+    rp = f"{q_ident(retention_policy)}." if retention_policy else ""
+    kinds = sorted({d.kind for d in table.devices})
+    device_kind = np.array([table.devices[i].kind for i in table.device_index[:table.raw]])
+    try:
+        for kind in kinds:
+            series = np.flatnonzero((device_kind == kind) & (need > 0))
+            if not len(series):
+                continue
+            fields = sorted({table.metric[s] for s in series})
+            start = since_ns if since_ns is not None else now_ns - int(need[series].max() * S)
+            src = f"{rp}{q_ident(kind)}"
+            if since_ns is None:
+                await _seed(chain, reader, src, kind, start, report)
+            n = await _replay(chain, reader, src, fields, start, page_size, report)
+            report.per_kind[kind] = n
+            devices = len({int(table.device_index[s]) for s in series})
+            progress(f"warm-up: {kind}: {n:,} stored readings of {devices} devices replayed "
+                     f"({', '.join(fields)}; from {(now_ns - start) / S / 3600:.2f} h ago)")
+    finally:  # also after a failed query: what was replayed stays, its outputs go
+        chain.replayed(catch_up=since_ns is not None)
+        report.seconds = time.perf_counter() - t0
+    return report
+
+
+async def _seed(chain: Chain, reader: InfluxQLReader, src: str, kind: str, start: int,
+                report: WarmupReport) -> None:
+    table = chain.table
+    assert table is not None
+    for name, steps in chain.seeds().items():
+        ids = table.derived.get((name, False))
+        if ids is None or not any(table.devices[int(table.device_index[s])].kind == kind
+                                  for s in np.flatnonzero(ids[:table.raw] >= 0)):
+            continue
+        answer = await reader.series(f"SELECT last({q_ident(name)}) FROM {src} "
+                                     f"WHERE time < {start} GROUP BY \"device\"")
+        report.queries += 1
+        index = {d.id: i for i, d in enumerate(table.devices)}
+        found = [(index[s["tags"]["device"]], s["values"][0][1]) for s in answer
+                 if s.get("tags", {}).get("device") in index and s["values"]]
+        if not found:
+            continue
+        device = np.array([f[0] for f in found], np.int32)
+        value = np.array([f[1] for f in found], np.float64)
+        for step in steps:
+            step.seed(name, device, value)
+        report.seeded[name] = report.seeded.get(name, 0) + len(found)
+
+
+async def _replay(chain: Chain, reader: InfluxQLReader, src: str, fields: list[str],
+                  start: int, page_size: int, report: WarmupReport) -> int:
+    """Page through ``fields`` of ``src`` from ``start`` in time order; replay each page."""
+    table = chain.table
+    assert table is not None
+    select = ", ".join(q_ident(f) for f in fields)
+    cursor, done = start, 0
+    while True:
+        rows = [v for s in await reader.series(
+            f"SELECT \"device\", {select} FROM {src} WHERE time >= {cursor} "
+            f"ORDER BY time ASC LIMIT {page_size}") for v in s["values"]]
+        report.queries += 1
+        if not rows:
+            return done
+        cols = list(zip(*rows, strict=True))
+        ts = np.array(cols[0], np.int64)
+        full = len(rows) == page_size
+        # a full page may end inside a timestamp: its last instant starts the next page
+        keep = ts < ts[-1] if full else np.ones(len(ts), bool)
+        if not keep.any():
+            page_size *= 2  # more rows at one instant than a page holds
+            continue
+        names, inv = np.unique(np.array(cols[1], dtype=str), return_inverse=True)
+        # series id per (device found, field); -1 where the field is not a raw metric of it
+        sid = np.array([[table.lookup.get(str(d), {}).get(f, -1) for f in fields]
+                        for d in names], np.int64).reshape(len(names), len(fields))
+        value = np.array(cols[2:], np.float64).T          # None (no such field): NaN
+        series = sid[inv]
+        ok = keep[:, None] & (series >= 0) & np.isfinite(value)
+        r, k = np.nonzero(ok)
+        batch = TelemetryBatch.from_arrays(ts[r], series[r, k], value[r, k])
+        chain.replay(batch)
+        done += len(batch)
+        report.readings += len(batch)
+        if not full:
+            return done
+        cursor = int(ts[-1])
