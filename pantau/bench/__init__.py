@@ -84,6 +84,8 @@ def running_pantau(broker: Mosquitto, influx: InfluxDB1, db: str, registry: Path
            "PANTAU_INFLUX_URL": influx.url, "PANTAU_INFLUX_DATABASE": db,
            "PANTAU_INFLUX_USERNAME": influx.writer.username,
            "PANTAU_INFLUX_PASSWORD": influx.writer.password,
+           "PANTAU_INFLUX_READ_USERNAME": influx.reader.username,
+           "PANTAU_INFLUX_READ_PASSWORD": influx.reader.password,
            "PANTAU_REGISTRY": str(registry), "PANTAU_HTTP_LISTEN": http,
            "PANTAU_STATE_DIR": str(log.with_suffix(".state")), "PANTAU_LOG_LEVEL": "WARNING",
            **extra}

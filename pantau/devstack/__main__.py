@@ -51,6 +51,8 @@ def _env_sh(mqtt: Mosquitto, influx: InfluxDB1, devices_json: Path) -> str:
         "PANTAU_INFLUX_DATABASE": influx.database,
         "PANTAU_INFLUX_USERNAME": influx.writer.username,
         "PANTAU_INFLUX_PASSWORD": influx.writer.password,
+        "PANTAU_INFLUX_READ_USERNAME": influx.reader.username,
+        "PANTAU_INFLUX_READ_PASSWORD": influx.reader.password,
         "DEVSTACK_MQTT_ADMIN_URL": mqtt.url_for(admin_user),
         "DEVSTACK_MQTT_ADMIN_USERNAME": admin_user,
         "DEVSTACK_MQTT_ADMIN_PASSWORD": admin_pw,

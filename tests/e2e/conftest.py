@@ -45,6 +45,8 @@ def pantau_env(mosquitto: Mosquitto, influx: InfluxDB1, tmp_path: Path) -> EnvFa
             "PANTAU_INFLUX_DATABASE": db,
             "PANTAU_INFLUX_USERNAME": writer.username,
             "PANTAU_INFLUX_PASSWORD": writer.password,
+            "PANTAU_INFLUX_READ_USERNAME": i.reader.username,
+            "PANTAU_INFLUX_READ_PASSWORD": i.reader.password,
             "PANTAU_INFLUX_FLUSH_INTERVAL_S": "0.05",
             "PANTAU_INFLUX_RETRY_MAX_S": "1",
             "PANTAU_HTTP_LISTEN": f"127.0.0.1:{free_port()}",

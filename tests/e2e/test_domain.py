@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -173,3 +174,39 @@ async def test_kill_9_neither_resets_nor_refires_a_flood_stage(
     await wait_for(lambda: len(stages(influx, influx_db)) == len(WALK) + 1, what="1 more")
     assert stages(influx, influx_db)[len(WALK)] == 2
     assert p.stop() == 0
+
+
+async def test_a_lost_snapshot_is_rebuilt_from_the_stored_readings(
+        pantau_env: EnvFactory, influx: InfluxDB1, influx_db: str, mqtt_client: Any,
+        caplog: pytest.LogCaptureFixture) -> None:
+    # The walk to Siaga an hour ago, then three minutes in the band under it (555-580: Siaga
+    # holds by its hysteresis). The snapshot is lost; the restarted Pantau replays the stored
+    # readings of the last hours from InfluxDB (as the read-only user) before ingesting.
+    t0 = (int(time.time()) - 3600) // 60 * 60
+    walk = [*WALK, 570.0, 565.0, 575.0]
+
+    def recent(levels: list[float], start_min: int) -> str:
+        return json.dumps([{"ts": t0 + 60 * (start_min + k), "values": {"level_cm": v}}
+                           for k, v in enumerate(levels)])
+
+    def rows() -> list[dict[str, Any]]:
+        return influx.rows(f"SELECT flood_stage, level_rise_cm_h, level_cm_zscore FROM "
+                           f"river_gauge WHERE time >= {t0 * S}", db=influx_db)
+
+    env = pantau_env(influx_db, PANTAU_PROCESSORS_ANOMALY_WARMUP="3")
+    gauge = mqtt_client("wl-brantas-kanigoro")
+    async with run_pantau(env):
+        gauge.publish(GAUGE, recent(walk, 0))
+        await wait_for(lambda: len(rows()) == len(walk), what="the walk")
+    snapshot = Path(env["PANTAU_STATE_DIR"]) / "processors.npz"
+    snapshot.unlink()
+    caplog.set_level(logging.INFO, logger="pantau")
+    async with run_pantau(env):
+        gauge.publish(GAUGE, recent([572.0], len(walk)))
+        await wait_for(lambda: len(rows()) == len(walk) + 1, what="1 more")
+    after = rows()[-1]
+    # a fresh state would say Normal (5 minutes above a threshold first) and have no rise
+    # rate or z-score yet (3 readings in the window; 3 for the z-score here)
+    assert after["flood_stage"] == 2
+    assert after["level_rise_cm_h"] is not None and after["level_cm_zscore"] is not None
+    assert f"warm-up: river_gauge: {len(walk)} stored readings" in caplog.text
