@@ -1,6 +1,7 @@
 #!/bin/bash
 # Runs once, after InfluxDB's own setup (docker-entrypoint-initdb.d). Creates the
-# least-privilege tokens Pantau and Grafana use, and the DBRP mapping InfluxQL needs.
+# least-privilege tokens Pantau and Grafana use, Pantau's read-only v1 user, and the DBRP
+# mapping InfluxQL needs.
 set -euo pipefail
 out=/run/pantau-secrets
 mkdir -p "$out"
@@ -24,4 +25,9 @@ influx auth create --description pantau-write --write-bucket "$bucket_id" \
 influx auth create --description grafana-read --read-bucket "$bucket_id" \
     --read-bucket "${tier_ids[0]}" --read-bucket "${tier_ids[1]}" --hide-headers \
     | cut -f3 > "$out/grafana-read.token"
-chmod 0644 "$out"/*.token
+# Pantau's warm-up (rebuilding processor state after a lost snapshot) reads its raw bucket
+# back with InfluxQL through the v1 compatibility API: a v1 user that can read, nothing else.
+head -c 24 /dev/urandom | base64 | tr -d '/+=' > "$out/pantau-read.password"
+influx v1 auth create --username pantau-read --password "$(cat "$out/pantau-read.password")" \
+    --read-bucket "$bucket_id" --description pantau-read
+chmod 0644 "$out"/*.token "$out/pantau-read.password"
