@@ -94,3 +94,19 @@ def test_readme_lists_every_rejection_reason() -> None:
     for r in Reason:
         if r.is_rejection:
             assert f"`{r.slug}`" in readme, f"README's rejection table lacks {r.slug}"
+
+
+def test_compose_sets_only_real_settings_and_no_default_secrets() -> None:
+    from ruamel.yaml import YAML
+    root = Path(__file__).resolve().parents[2]
+    compose = YAML(typ="safe").load((root / "docker-compose.yml").read_text())
+    env = compose["services"]["pantau"]["environment"]
+    ref = reference()
+    for name, value in env.items():
+        assert f"`{name.removesuffix('_FILE')}`" in ref, f"{name} is not a Pantau setting"
+        secret = name.endswith(("PASSWORD", "TOKEN"))
+        assert not secret or ("${" in str(value) and ":?" in str(value)), \
+            f"{name}: a secret comes from the operator's .env (required) or a _FILE"
+    loaded = load_settings(None, env={k: str(v) for k, v in env.items() if "$" not in str(v)
+                                      and not k.endswith("_FILE")})
+    assert loaded.influx.api == "v2" and loaded.influx.read_username == "pantau-read"
