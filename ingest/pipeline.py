@@ -4,6 +4,9 @@
         -> writer: processors -> sink: readings + derived rows in one write (retry, split
            refused batches) -> dead letters -> checkpoint (when due: tiers, state) -> acks
 
+Modules: this one (intake, batching, back-pressure, the writer loop, checkpoints, state),
+`ingest.writer` (retries, splits, tier writes), `ingest.rejections` (dead-letter records).
+
 Guarantees:
 - A message is acknowledged only after every reading it carried was written (2xx) or
   dead-lettered (fsync'd), never before; a crash before that means the broker redelivers.
@@ -31,108 +34,32 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Protocol
 
 import numpy as np
 
 from ingest.batch import TelemetryBatch
-from ingest.deadletter import DeadLetter, DeadLetterRecord, Rejected
+from ingest.deadletter import DeadLetter
 from ingest.decode import Decoder, Note, RowBuffer
-from ingest.errors import SinkError
-from ingest.reasons import DESCRIPTIONS, Reason
+from ingest.reasons import Reason
+from ingest.rejections import RateLimitedLog, Sealed, dead_letters
 from ingest.snapshot import StateFile
-from pantau.metrics import DELAY_BUCKETS, HELP, SIZE_BUCKETS, Metrics
+from ingest.writer import Sink, Writer
+from pantau.metrics import DELAY_BUCKETS, Metrics
 from processors import Chain, ProcessorError
 from processors.domain.derived import Tier
 
 log = logging.getLogger("pantau.pipeline")
-
-# The domain stage's metrics (to move into pantau.metrics.HELP with the next edit there).
-HELP.update({
-    "pantau_derived_written_total": ("counter", "Derived values (flood stage, indices, "
-                                     "z-scores, quality flags) written beside the readings."),
-    "pantau_derived_refused_total": ("counter", "Derived values the database refused (logged, "
-                                     "not dead-lettered: they are not readings)."),
-    "pantau_tier_points_written_total": ("counter", "Downsampled tier rows written, by "
-                                         "resolution."),
-    "pantau_tier_writes_skipped_total": ("counter", "Tier writes skipped because the database "
-                                         "refused them or the tier's retention policy or bucket "
-                                         "is missing, by resolution."),
-    "pantau_quality_flags_total": ("counter", "Readings flagged by the quality processor, by "
-                                   "kind (stuck, spike, gap; missed = reports counted missing)."),
-    "pantau_process_seconds": ("histogram", "Time spent in the processor chain per batch."),
-    "pantau_state_snapshots_total": ("counter", "Processor state snapshots saved."),
-    "pantau_state_snapshot_errors_total": ("counter", "Processor state snapshots that failed "
-                                           "(logged; ingest goes on)."),
-    "pantau_state_snapshot_seconds": ("histogram", "Duration of a state snapshot."),
-    "pantau_state_snapshot_bytes": ("gauge", "Size of the last state snapshot."),
-})
-
-
-def coalesce(tiers: list[Tier]) -> list[Tier]:
-    """One row per (resolution, series, bucket): the latest, i.e. the bucket's aggregate over
-    every batch so far (`Tier` rows carry running aggregates)."""
-    out = []
-    tiers = [t for t in tiers if len(t)]
-    for res in sorted({t.resolution_s for t in tiers}):
-        parts = [t for t in tiers if t.resolution_s == res]
-        if len(parts) == 1:
-            out.append(parts[0])
-            continue
-        cols = [np.concatenate([getattr(t, f) for t in parts])
-                for f in ("ts_ns", "series", "mean", "min", "max", "count")]
-        ts, series = cols[0], cols[1]
-        width = res * 1_000_000_000
-        bucket = (ts - ts.min()) // width
-        span = int(bucket.max()) + 1
-        if (int(series.max()) + 1) * span < 2**62 and not (ts % width).any():
-            # bucket starts, as `Tier` rows have: one int64 key (series, bucket)
-            key = series.astype(np.int64) * span + bucket
-            order = np.argsort(key, kind="stable")  # stable: later batches last
-            k = key[order]
-            last = np.ones(len(order), bool)
-            last[:-1] = k[1:] != k[:-1]
-        else:
-            order = np.lexsort((np.arange(len(ts)), ts, series))
-            last = np.ones(len(order), bool)
-            last[:-1] = ((series[order][1:] != series[order][:-1])
-                         | (ts[order][1:] != ts[order][:-1]))
-        keep = order[last]
-        out.append(Tier(res, *(c[keep] for c in cols)))
-    return out
-
-
-class Sink(Protocol):
-    """Used as ``async with``; `write` and `write_tier` are never called concurrently and make
-    one attempt each, raising `SinkError` (``retryable`` says whether to try again)."""
-
-    async def write(self, batch: TelemetryBatch) -> None: ...
-    async def write_tier(self, tier: Tier) -> None: ...
 
 
 class Broker(Protocol):
     def ack(self, mid: int, generation: int) -> bool: ...
     def pause(self) -> None: ...
     def resume(self) -> None: ...
-
-
-@dataclass(slots=True)
-class Sealed:
-    """A batch plus what is needed to dead-letter and acknowledge its messages."""
-
-    batch: TelemetryBatch
-    acks: list[tuple[int, int]]
-    topics: list[str]
-    payloads: list[bytes]
-    received_ns: list[int]
-    rejected_messages: dict[int, Note]
-    notes: dict[int, list[Note]]
 
 
 @dataclass(slots=True)
@@ -143,25 +70,6 @@ class _Open:
     payloads: list[bytes] = field(default_factory=list)
     received_ns: list[int] = field(default_factory=list)
     rejected_messages: dict[int, Note] = field(default_factory=dict)
-
-
-class RateLimitedLog:
-    """Logs at most once per key per ``period_s``, saying how many were suppressed."""
-
-    def __init__(self, period_s: float = 60.0, clock: Callable[[], float] = time.monotonic):
-        self._period = period_s
-        self._clock = clock
-        self._last: dict[str, tuple[float, int]] = {}
-
-    def warning(self, key: str, msg: str, *args: object) -> None:
-        now = self._clock()
-        last, suppressed = self._last.get(key, (-1e18, 0))
-        if now - last < self._period:
-            self._last[key] = (last, suppressed + 1)
-            return
-        self._last[key] = (now, 0)
-        extra = f" ({suppressed} more from {key} suppressed)" if suppressed else ""
-        log.warning(msg + extra, *args)
 
 
 class Pipeline:
@@ -179,7 +87,7 @@ class Pipeline:
                  snapshot_interval_s: float = 5.0) -> None:
         """``on_stored(batch, received_ns)``: after a batch was written and dead-lettered,
         before its acks; ``received_ns[batch.origin]`` is each row's receive time."""
-        self._decoder, self._chain, self._sink, self._dl = decoder, chain, sink, deadletter
+        self._decoder, self._chain, self._dl = decoder, chain, deadletter
         self._state_file, self._snapshot_s = state_file, snapshot_interval_s
         self._state_dirty = False
         self._last_snapshot = time.monotonic()
@@ -197,9 +105,9 @@ class Pipeline:
         self._idle = asyncio.Event()
         self._idle.set()
         self._paused = False
-        self.sink_ok = True
-        self.last_sink_error = ""
         self._rlog = RateLimitedLog()
+        self._writer = Writer(sink, metrics, self._rlog, retry_min_s=retry_min_s,
+                              retry_max_s=retry_max_s)
         m = metrics
         self._c_msgs = m.counter("pantau_messages_received_total")
         self._c_acked = m.counter("pantau_messages_acked_total")
@@ -210,11 +118,18 @@ class Pipeline:
         self._g_inflight = m.gauge("pantau_readings_in_flight")
         self._g_queue = m.gauge("pantau_queue_batches")
         self._g_paused = m.gauge("pantau_reading_paused")
-        self._h_batch = m.histogram("pantau_batch_readings", SIZE_BUCKETS)
-        self._h_write = m.histogram("pantau_write_seconds")
         self._h_delay = m.histogram("pantau_ingest_delay_seconds", DELAY_BUCKETS)
         self._c_derived = m.counter("pantau_derived_written_total")
         self._h_process = m.histogram("pantau_process_seconds")
+
+    @property
+    def sink_ok(self) -> bool:
+        """Whether the last write attempt succeeded (for readiness)."""
+        return self._writer.sink_ok
+
+    @property
+    def last_sink_error(self) -> str:
+        return self._writer.last_sink_error
 
     # -- intake (sync, on the event loop) -------------------------------------------------
     def on_message(self, topic: str, payload: bytes, mid: int, generation: int) -> None:
@@ -350,8 +265,7 @@ class Pipeline:
         self._pending_tiers += self._chain.flush_tiers(all_open=all_open)
         if self._pending_tiers:
             pending, self._pending_tiers = self._pending_tiers, []
-            for tier in coalesce(pending):
-                await self._write_tier(tier)
+            await self._writer.tiers(pending)
         if self._state_file is None or not self._state_dirty:
             return
         t0 = time.perf_counter()
@@ -382,7 +296,7 @@ class Pipeline:
         stored = batch.ok
         raw = batch.take(stored)
         n_raw, n_derived = len(raw), len(out.derived)
-        refused = await self._write(TelemetryBatch.concat([raw, out.derived]) if n_derived
+        refused = await self._writer.write(TelemetryBatch.concat([raw, out.derived]) if n_derived
                                     else raw)
         if refused[:n_raw].any():
             idx = np.flatnonzero(stored)[refused[:n_raw]]
@@ -396,7 +310,7 @@ class Pipeline:
             self._m.counter("pantau_derived_refused_total").inc(n_refused_derived)
         self._pending_tiers += out.tiers
         self.publish_counts()
-        records = self._records(sealed, batch)
+        records = dead_letters(sealed, batch, self._decoder.table, self._m, self._rlog)
         while True:
             try:
                 await self._dl.write(records)
@@ -421,95 +335,3 @@ class Pipeline:
         self._c_acked.inc(len(sealed.acks))
         self._g_unacked.inc(-len(sealed.acks))
 
-    def _records(self, sealed: Sealed, batch: TelemetryBatch) -> list[DeadLetterRecord]:
-        """Dead-letter records for whole rejected messages and for rejected readings (rare:
-        this loops only over rejected rows)."""
-        per_msg: dict[int, list[Rejected]] = {}
-        for origin, notes in sealed.notes.items():
-            per_msg.setdefault(origin, []).extend(
-                Rejected(n.metric, n.reason, n.detail) for n in notes)
-        bad = np.flatnonzero((batch.status != Reason.OK) & (batch.status != Reason.DUPLICATE)
-                             & (batch.origin >= 0))
-        table = self._decoder.table
-        for i in bad.tolist():
-            reason = Reason(int(batch.status[i]))
-            metric = table.metric[int(batch.series[i])]
-            per_msg.setdefault(int(batch.origin[i]), []).append(Rejected(
-                metric, reason, f"{metric}={batch.value[i]!r}: {DESCRIPTIONS[reason]}"))
-        records: list[DeadLetterRecord] = []
-        for origin, note in sealed.rejected_messages.items():
-            self._m.counter("pantau_messages_rejected_total", reason=note.reason.slug).inc()
-            records.append(self._record(sealed, origin, note.reason, note.detail, []))
-        for origin, rejected in per_msg.items():
-            for r in rejected:
-                self._m.counter("pantau_readings_rejected_total", reason=r.reason.slug).inc()
-            records.append(self._record(sealed, origin, rejected[0].reason,
-                                        "; ".join(r.detail for r in rejected), rejected))
-        return records
-
-    def _record(self, sealed: Sealed, origin: int, reason: Reason, detail: str,
-                readings: list[Rejected]) -> DeadLetterRecord:
-        topic = sealed.topics[origin]
-        parts = topic.split("/")
-        self._rlog.warning(parts[2] if len(parts) == 4 else topic,
-                           "rejected %s from %s: %s", reason.slug, topic, detail)
-        return DeadLetterRecord(topic, sealed.payloads[origin], sealed.received_ns[origin],
-                                reason, detail, readings)
-
-    async def _write_tier(self, tier: Tier) -> None:
-        if len(tier) == 0:
-            return
-        res = str(tier.resolution_s)
-        try:
-            await self._write_retrying(lambda: self._sink.write_tier(tier))
-        except SinkError as e:
-            self._m.counter("pantau_tier_writes_skipped_total", resolution=res).inc()
-            self._rlog.warning(f"tier-{res}", "tier not written: %s", e)
-            return
-        self._m.counter("pantau_tier_points_written_total", resolution=res).inc(len(tier))
-
-    async def _write(self, batch: TelemetryBatch) -> np.ndarray:
-        """Write with retries; split on refusal. Returns the mask of refused rows."""
-        refused = np.zeros(len(batch), dtype=bool)
-        if len(batch) == 0:
-            return refused
-        self._h_batch.observe(len(batch))
-        stack = [np.arange(len(batch))]
-        while stack:
-            idx = stack.pop()
-            part = batch if len(idx) == len(batch) else batch.take(idx)
-            try:
-                await self._write_retrying(partial(self._sink.write, part))
-            except SinkError as e:
-                if len(idx) == 1:
-                    refused[idx] = True
-                    log.warning("database refused a reading: %s", e)
-                else:
-                    self._m.counter("pantau_write_splits_total").inc()
-                    half = len(idx) // 2
-                    stack.extend((idx[half:], idx[:half]))
-        return refused
-
-    async def _write_retrying(self, attempt: Callable[[], Awaitable[None]]) -> None:
-        """Make ``attempt`` until it succeeds; re-raise a non-retryable `SinkError`."""
-        delay = self._retry_min
-        while True:
-            t0 = time.perf_counter()
-            try:
-                await attempt()
-            except SinkError as e:
-                if not e.retryable:
-                    raise
-                self.sink_ok = False
-                self.last_sink_error = str(e)
-                kind = str(e.status) if e.status else "network"
-                self._m.counter("pantau_write_retries_total", kind=kind).inc()
-                wait = max(random.uniform(delay / 2, delay), e.retry_after or 0.0)
-                self._rlog.warning("sink", "write failed (%s); retrying in %.1f s", e, wait)
-                await asyncio.sleep(wait)
-                delay = min(delay * 2, self._retry_max)
-                continue
-            self._h_write.observe(time.perf_counter() - t0)
-            self.sink_ok = True
-            self.last_sink_error = ""
-            return

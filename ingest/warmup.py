@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 
 from ingest.batch import TelemetryBatch
 from ingest.influx_query import InfluxQLReader, q_ident
@@ -108,6 +109,16 @@ async def _seed(chain: Chain, reader: InfluxQLReader, src: str, kind: str, start
         report.seeded[name] = report.seeded.get(name, 0) + len(found)
 
 
+def _floats(cols: list[tuple[object, ...]]) -> npt.NDArray[np.float64]:
+    """Field columns as a (rows, fields) float matrix: None (no such field on that line) is
+    NaN, and so is a value that is not a number (a field another writer stored as a string)."""
+    try:
+        return np.array(cols, np.float64).T
+    except (TypeError, ValueError):
+        return np.array([[v if isinstance(v, (int, float)) else np.nan for v in c]
+                         for c in cols], np.float64).T
+
+
 async def _replay(chain: Chain, reader: InfluxQLReader, src: str, fields: list[str],
                   start: int, page_size: int, report: WarmupReport) -> int:
     """Page through ``fields`` of ``src`` from ``start`` in time order; replay each page."""
@@ -134,7 +145,7 @@ async def _replay(chain: Chain, reader: InfluxQLReader, src: str, fields: list[s
         # series id per (device found, field); -1 where the field is not a raw metric of it
         sid = np.array([[table.lookup.get(str(d), {}).get(f, -1) for f in fields]
                         for d in names], np.int64).reshape(len(names), len(fields))
-        value = np.array(cols[2:], np.float64).T          # None (no such field): NaN
+        value = _floats(cols[2:])
         series = sid[inv]
         ok = keep[:, None] & (series >= 0) & np.isfinite(value)
         r, k = np.nonzero(ok)

@@ -64,6 +64,9 @@ async def warm_up_state(chain: Chain, settings: Settings, saved_ns: int | None) 
         log.warning("warm-up: cannot replay the readings stored %s (%s); going on with %s",
                     what, e, "the snapshot's state" if since is not None else "fresh state")
         return
+    except Exception:  # a bug here must not keep ingest from starting
+        log.exception("warm-up failed; going on with the state it has")
+        return
     seeded = ", ".join(f"{n} {name}" for name, n in report.seeded.items()) or "nothing"
     log.info("warm-up: %d stored readings %s replayed in %.1f s (%d queries); seeded %s",
              report.readings, what, report.seconds, report.queries, seeded)

@@ -40,6 +40,23 @@ HELP: dict[str, tuple[str, str]] = {
     "pantau_mqtt_reconnects_total": ("counter", "Connection attempts after the first."),
     "pantau_mqtt_acks_skipped_total": ("counter", "Acks not sent because the connection that "
                                        "delivered the message is gone (the broker redelivers)."),
+    "pantau_derived_written_total": ("counter", "Derived values (flood stage, indices, "
+                                     "z-scores, quality flags) written beside the readings."),
+    "pantau_derived_refused_total": ("counter", "Derived values the database refused (logged, "
+                                     "not dead-lettered: they are not readings)."),
+    "pantau_tier_points_written_total": ("counter", "Downsampled tier rows written, by "
+                                         "resolution."),
+    "pantau_tier_writes_skipped_total": ("counter", "Tier writes skipped because the database "
+                                         "refused them or the tier's retention policy or bucket "
+                                         "is missing, by resolution."),
+    "pantau_quality_flags_total": ("counter", "Readings flagged by the quality processor, by "
+                                   "kind (stuck, spike, gap; missed = reports counted missing)."),
+    "pantau_process_seconds": ("histogram", "Time spent in the processor chain per batch."),
+    "pantau_state_snapshots_total": ("counter", "Processor state snapshots saved."),
+    "pantau_state_snapshot_errors_total": ("counter", "Processor state snapshots that failed "
+                                           "(logged; ingest goes on)."),
+    "pantau_state_snapshot_seconds": ("histogram", "Duration of a state snapshot."),
+    "pantau_state_snapshot_bytes": ("gauge", "Size of the last state snapshot."),
 }
 
 DEFAULT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)

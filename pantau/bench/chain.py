@@ -37,7 +37,7 @@ from devices.registry import load_registry
 from devices.series import SeriesTable
 from ingest.batch import TelemetryBatch
 from ingest.lineproto import LineEncoder, TierEncoder
-from ingest.pipeline import coalesce
+from ingest.writer import coalesce
 from pantau.settings import ProcessorSettings, Settings
 from processors import ProcessorContext, build_chain
 from processors.domain.derived import Tier

@@ -138,7 +138,7 @@ def test_a_file_that_is_not_a_snapshot_is_an_error(tmp_path: Path) -> None:
 
 
 def test_coalesce_keeps_each_buckets_latest_aggregate() -> None:
-    from ingest.pipeline import coalesce
+    from ingest.writer import coalesce
     a = Tier(60, np.array([0, 0]), np.array([0, 1], np.int32), np.array([1.0, 5.0]),
              np.array([1.0, 5.0]), np.array([1.0, 5.0]), np.array([1, 1]))
     b = Tier(60, np.array([0, 60 * 10**9]), np.array([0, 0], np.int32), np.array([1.5, 7.0]),

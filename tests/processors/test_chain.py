@@ -9,7 +9,7 @@ import pytest
 from devices.registry import parse_registry
 from devices.series import DerivedMetric, SeriesTable
 from ingest.batch import FLAG_SPIKE, TelemetryBatch
-from ingest.pipeline import coalesce
+from ingest.writer import coalesce
 from pantau.settings import ProcessorSettings
 from processors import PROCESSORS, ProcessorContext, ProcessorError, build_chain
 from processors.domain.derived import Tier
