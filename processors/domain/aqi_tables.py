@@ -1,15 +1,24 @@
 """Air-quality index tables and pure array functions: ISPU (Indonesia) and the US EPA AQI.
 
-- ISPU: Permen LHK P.14/MENLHK/SETJEN/KUM.1/7/2020, Lampiran. Concentrations in µg/m³, all
-  parameters as 24-hour averages; each band's lower edge is the previous band's upper edge, so
-  the sub-index is continuous (`np.interp` is exactly the regulation's formula).
-- EPA: Technical Assistance Document EPA-454/B-24-002 (May 2024). PM in µg/m³, O3 and CO in
-  ppm, SO2 and NO2 in ppb; concentrations are truncated before the band lookup; bands have
-  gaps that truncation closes. ``pm25_table="pre2024"`` selects the 2012 PM2.5 breakpoints.
+- ISPU: Permen LHK P.14/MENLHK/SETJEN/KUM.1/7/2020, Lampiran, table "Batas dan konversi nilai
+  konsentrasi parameter ISPU". Concentrations in µg/m³; the table heads *every* parameter
+  (PM10, PM2.5, SO2, CO, O3, NO2, HC) "24 jam", so all seven are 24-hour averages
+  (`ISPU_HOURS`). "PM2.5 is published hourly" is the publication rhythm, not the averaging
+  period: the PM2.5 ISPU is announced every hour (a 24-hour average ending at that hour), the
+  others at least at 09:00 and 15:00 (KLHK, Ditjen PPKL, "ISPU sebagai informasi mutu udara
+  ambien di Indonesia", 2020). Each band's lower edge is the previous band's upper edge, so the
+  sub-index is continuous (`np.interp` is exactly the regulation's formula).
+- EPA: Technical Assistance Document EPA-454/B-24-002 (May 2024), Table 6. PM in µg/m³, O3 and
+  CO in ppm, SO2 and NO2 in ppb; concentrations are truncated before the band lookup; bands
+  have gaps that truncation closes. ``pm25_table="pre2024"`` selects the 2012 PM2.5 breakpoints.
+  Footnotes of Table 6 followed here: 8-hour O3 does not define AQI 301 and above (1-hour O3
+  does), 1-hour O3 does not define AQI 100 and below, and 1-hour SO2 does not define AQI above
+  200: from 305 ppb on, the 24-hour SO2 average is used (`epa_so2_subindex`).
 
 Above a table's top, both indices extrapolate the top band (so an index stays monotone and a
-catastrophe still reads as one). 8-hour O3 above 0.200 ppm and 1-hour O3 below 0.125 ppm are
-undefined by the EPA and come out NaN; the index is the max over the defined sub-indices.
+catastrophe still reads as one). A concentration a table does not define comes out NaN (8-hour
+O3 above 0.200 ppm, 1-hour O3 below 0.125 ppm, 1-hour SO2 above 304 ppb, 24-hour SO2 below
+305 ppb); the index is the max over the defined sub-indices.
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ ISPU_BOUNDS: dict[str, tuple[float, ...]] = {  # µg/m³, upper edge of each ban
     "no2": (0, 80, 200, 1130, 2260, 3000),
     "hc": (0, 45, 100, 215, 432, 648),
 }
-ISPU_HOURS: dict[str, float] = dict.fromkeys(ISPU_BOUNDS, 24.0)
+ISPU_HOURS: dict[str, float] = dict.fromkeys(ISPU_BOUNDS, 24.0)  # "24 jam" for every parameter
 ISPU_CATEGORIES = (  # (highest index in the category, name, colour name, hex)
     (50, "Baik", "green", "#00B050"),
     (100, "Sedang", "blue", "#0070C0"),
@@ -50,17 +59,18 @@ EPA_BANDS: dict[str, tuple[Band, ...]] = {
               (0.405, 0.604, 301, 500)),
     "co": ((0.0, 4.4, 0, 50), (4.5, 9.4, 51, 100), (9.5, 12.4, 101, 150), (12.5, 15.4, 151, 200),
            (15.5, 30.4, 201, 300), (30.5, 50.4, 301, 500)),
-    "so2": ((0, 35, 0, 50), (36, 75, 51, 100), (76, 185, 101, 150), (186, 304, 151, 200),
-            (305, 604, 201, 300), (605, 1004, 301, 500)),
+    "so2": ((0, 35, 0, 50), (36, 75, 51, 100), (76, 185, 101, 150), (186, 304, 151, 200)),
+    "so2_24h": ((305, 604, 201, 300), (605, 1004, 301, 500)),  # only above 200: TAD Table 6
     "no2": ((0, 53, 0, 50), (54, 100, 51, 100), (101, 360, 101, 150), (361, 649, 151, 200),
             (650, 1249, 201, 300), (1250, 2049, 301, 500)),
 }
 EPA_PM25_PRE2024: tuple[Band, ...] = (
     (0.0, 12.0, 0, 50), (12.1, 35.4, 51, 100), (35.5, 55.4, 101, 150), (55.5, 150.4, 151, 200),
     (150.5, 250.4, 201, 300), (250.5, 350.4, 301, 400), (350.5, 500.4, 401, 500))
-EPA_DECIMALS = {"pm25": 1, "pm10": 0, "o3_8h": 3, "o3_1h": 3, "co": 1, "so2": 0, "no2": 0}
+EPA_DECIMALS = {"pm25": 1, "pm10": 0, "o3_8h": 3, "o3_1h": 3, "co": 1, "so2": 0, "so2_24h": 0,
+                "no2": 0}
 EPA_HOURS = {"pm25": 24.0, "pm10": 24.0, "o3_8h": 8.0, "o3_1h": 1.0, "co": 8.0, "so2": 1.0,
-             "no2": 1.0}
+             "so2_24h": 24.0, "no2": 1.0}
 EPA_CATEGORIES = (
     (50, "Good", "green", "#00E400"),
     (100, "Moderate", "yellow", "#FFFF00"),
@@ -118,8 +128,23 @@ def epa_subindex(pollutant: str, conc: F64, *, pm25_table: str = "2024") -> F64:
     c = epa_truncate(pollutant, np.maximum(np.asarray(conc, np.float64), 0.0))
     b = np.minimum(np.searchsorted(hi, c, side="left"), len(hi) - 1)
     out: F64 = (ihi[b] - ilo[b]) / (hi[b] - lo[b]) * (c - lo[b]) + ilo[b]
-    undefined = np.isnan(c) | (c < lo[0]) | ((pollutant == "o3_8h") & (c > hi[-1]))
+    capped = pollutant in ("o3_8h", "so2")  # the TAD hands higher values to another average
+    undefined = np.isnan(c) | (c < lo[0]) | (capped & (c > hi[-1]))
     return np.where(undefined, np.nan, out)
+
+
+def epa_so2_subindex(ppb_1h: F64, ppb_24h: F64) -> F64:
+    """Unrounded SO2 sub-index from the 1-hour and 24-hour averages (ppb; NaN = unknown).
+
+    TAD Table 6: "1-hour SO2 values do not define higher AQI values (>= 200). AQI values of 200
+    or greater are calculated with 24-hour SO2 concentrations." Up to 304 ppb (truncated) the
+    1-hour table applies. From 305 ppb, Pantau's reading of that footnote: the 1-hour value
+    shows only that the AQI is at least 200; the 24-hour average raises it (305-604 ppb:
+    201-300, 605-1004: 301-500) and leaves it at 200 when it is below 305 ppb or incomplete."""
+    high = epa_truncate("so2", np.maximum(np.asarray(ppb_1h, np.float64), 0.0)) > 304
+    day = epa_subindex("so2_24h", ppb_24h)
+    out: F64 = np.where(high, np.fmax(day, 200.0), epa_subindex("so2", ppb_1h))
+    return out
 
 
 def category(index: F64, standard: str) -> npt.NDArray[np.int8]:

@@ -27,19 +27,29 @@ class Span:
 
     def lower(self, width_ns: I64 | int) -> IP:
         """Per new row: index of the first reading of its series with ts > ts_row - width."""
-        q_s, q_t = self.series[self.pos], self.ts_ns[self.pos] - width_ns
-        if len(self.series) == 0:
-            return np.empty(0, np.intp)
+        return self._lower(self.pos, self.ts_ns[self.pos] - width_ns)
+
+    def lower_many(self, widths_ns: I64) -> IP:
+        """`lower` for several scalar widths at once: shape (new rows, len(widths_ns)), column
+        j for ``widths_ns[j]`` (one search over a key built once, not one per width)."""
+        w = np.asarray(widths_ns, np.int64)
+        q_t = (self.ts_ns[self.pos][:, None] - w[None, :]).ravel()
+        return self._lower(np.repeat(self.pos, len(w)), q_t).reshape(len(self.pos), len(w))
+
+    def _lower(self, at: IP, q_t: I64) -> IP:
+        """Per query: the first reading with ts > ``q_t`` in the series of reading ``at``."""
+        if len(self.series) == 0 or len(at) == 0:
+            return np.empty(len(at), np.intp)
         t0 = min(int(self.ts_ns.min()), int(np.min(q_t)))
         span = int(self.ts_ns.max()) - t0 + 2
         seg = np.cumsum(starts(self.series)) - 1
         if (int(seg[-1]) + 1) * span < 2**62:  # one sortable int64 key: (segment, time)
             key = seg * span + (self.ts_ns - t0)
-            qkey = seg[self.pos] * span + (q_t - t0)
+            qkey = seg[at] * span + (q_t - t0)
             return np.searchsorted(key, qkey, side="right").astype(np.intp)
-        n, q = len(self.series), len(self.pos)  # keys too wide: merge by lexsort
+        n, q = len(self.series), len(at)  # keys too wide: merge by lexsort
         order = np.lexsort((np.r_[np.zeros(n, np.int8), np.ones(q, np.int8)],
-                            np.r_[self.ts_ns, q_t], np.r_[self.series, q_s]))
+                            np.r_[self.ts_ns, q_t], np.r_[self.series, self.series[at]]))
         data_before = np.cumsum(order < n)
         lo = np.empty(q, dtype=np.intp)
         lo[order[order >= n] - n] = data_before[order >= n]

@@ -1,5 +1,6 @@
 """ISPU and EPA AQI tables: hand-computed values at and around every band edge, categories,
-unit conversion, NowCast, and monotonicity (hypothesis)."""
+SO2 above 200 from the 24-hour average, unit conversion, NowCast (2 of the 3 latest hours) and
+monotonicity (hypothesis)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from processors.domain.aqi_tables import (
     CATEGORIES,
     EPA_BANDS,
     ISPU_BOUNDS,
+    ISPU_HOURS,
     category,
+    epa_so2_subindex,
     epa_subindex,
     ispu_subindex,
     nowcast,
@@ -122,7 +125,10 @@ def test_ispu_subindex(pollutant: str, conc: float, expected: float) -> None:
     pytest.param("so2", 185, 150, id="so2-150"),
     pytest.param("so2", 186, 151, id="so2-151"),
     pytest.param("so2", 304, 200, id="so2-200"),
-    pytest.param("so2", 305, 201, id="so2-201"),
+    pytest.param("so2_24h", 305, 201, id="so2-24h-201"),
+    pytest.param("so2_24h", 604, 300, id="so2-24h-300"),
+    pytest.param("so2_24h", 605, 301, id="so2-24h-301"),
+    pytest.param("so2_24h", 1004, 500, id="so2-24h-500"),
     pytest.param("no2", 53, 50, id="no2-50"),
     pytest.param("no2", 54, 51, id="no2-51"),
     pytest.param("no2", 100, 100, id="no2-100"),
@@ -154,12 +160,36 @@ def test_epa_pm25_pre2024(conc: float, expected: int) -> None:
     assert one(round_half_up, got) == expected
 
 
-def test_epa_undefined_ozone_and_bad_table() -> None:
+def test_epa_undefined_ozone_and_so2_and_bad_table() -> None:
     assert math.isnan(one(epa_subindex, "o3_8h", np.array([0.201])))
     assert math.isnan(one(epa_subindex, "o3_1h", np.array([0.124])))
+    assert math.isnan(one(epa_subindex, "so2", np.array([305.0])))  # 1 h defines up to 200
+    assert math.isnan(one(epa_subindex, "so2_24h", np.array([304.0])))  # 24 h only above 200
     assert one(epa_subindex, "pm25", np.array([-0.3])) == 0.0
     with pytest.raises(ValueError, match="pm25_table"):
         epa_subindex("pm25", np.array([1.0]), pm25_table="2012")
+
+
+@pytest.mark.parametrize(("ppb_1h", "ppb_24h", "expected"), [
+    pytest.param(75.0, 900.0, 100, id="1h-table-below-305-ignores-the-day"),
+    pytest.param(304.9, 900.0, 200, id="1h-304.9-truncates-to-304"),
+    pytest.param(305.0, 305.0, 201, id="24h-305-201"),
+    pytest.param(305.0, 200.0, 200, id="day-below-305-stays-200"),
+    pytest.param(305.0, np.nan, 200, id="day-unknown-stays-200"),
+    pytest.param(500.0, 400.0, 232, id="24h-400-232"),  # 99 / 299 * 95 + 201 = 232.45
+    pytest.param(400.0, 604.0, 300, id="24h-604-300"),
+    pytest.param(700.0, 605.0, 301, id="24h-605-301"),
+    pytest.param(np.nan, 400.0, None, id="1h-unknown"),
+])
+def test_epa_so2_above_200_uses_the_24_hour_average(ppb_1h: float, ppb_24h: float,
+                                                     expected: int | None) -> None:
+    got = one(round_half_up, epa_so2_subindex(np.array([ppb_1h]), np.array([ppb_24h])))
+    assert (None if math.isnan(got) else got) == expected
+
+
+def test_ispu_averages_every_parameter_over_24_hours() -> None:
+    hours = dict(ISPU_HOURS)  # P.14/2020: the table heads every parameter "24 jam"
+    assert hours == dict.fromkeys(("pm10", "pm25", "so2", "co", "o3", "no2", "hc"), 24.0)
 
 
 @pytest.mark.parametrize(("standard", "index", "cat"), [
@@ -229,3 +259,12 @@ def test_every_epa_subindex_is_monotone(c: list[float]) -> None:
         ix = epa_subindex(p, x * scale)
         assert (np.diff(ix[~np.isnan(ix)]) >= 0).all(), p
     assert (np.diff(epa_subindex("pm25", x, pm25_table="pre2024")) >= 0).all()
+
+
+@given(concs, concs)
+def test_epa_so2_subindex_is_monotone_in_both_averages(c1: list[float], c24: list[float]) -> None:
+    x, y = np.sort(np.array(c1)), np.sort(np.array(c24))
+    for day in (0.0, 400.0, 800.0):
+        assert (np.diff(epa_so2_subindex(x, np.full(len(x), day))) >= 0).all()
+    for hour in (100.0, 305.0, 2000.0):
+        assert (np.diff(epa_so2_subindex(np.full(len(y), hour), y)) >= 0).all()
