@@ -54,6 +54,7 @@ from processors import Chain, ProcessorError
 from processors.domain.derived import Tier
 
 log = logging.getLogger("pantau.pipeline")
+AQI_INCOMPLETE = "aqi_incomplete_"  # `processors.aqi.AirQuality.counts` keys
 
 
 class Broker(Protocol):
@@ -284,8 +285,14 @@ class Pipeline:
 
     def publish_counts(self) -> None:
         """Publish the processors' counters (after each batch, a restore or a warm-up)."""
-        for kind, n in self._chain.counts().items():
-            self._m.counter("pantau_quality_flags_total", kind=kind).value = n
+        for key, n in self._chain.counts().items():
+            if key.startswith(AQI_INCOMPLETE):  # aqi_incomplete_<pollutant>[_nowcast]
+                pollutant = key.removeprefix(AQI_INCOMPLETE)
+                average = "nowcast" if pollutant.endswith("_nowcast") else "subindex"
+                self._m.counter("pantau_aqi_incomplete_total", average=average,
+                                pollutant=pollutant.removesuffix("_nowcast")).value = n
+            else:
+                self._m.counter("pantau_quality_flags_total", kind=key).value = n
 
     async def _handle(self, sealed: Sealed) -> None:
         t0 = time.perf_counter()

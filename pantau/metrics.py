@@ -49,6 +49,9 @@ HELP: dict[str, tuple[str, str]] = {
     "pantau_tier_writes_skipped_total": ("counter", "Tier writes skipped because the database "
                                          "refused them or the tier's retention policy or bucket "
                                          "is missing, by resolution."),
+    "pantau_aqi_incomplete_total": ("counter", "Air-quality readings left without a sub-index "
+                                    "(average=subindex) or NowCast because the averaging window "
+                                    "was incomplete, by pollutant."),
     "pantau_quality_flags_total": ("counter", "Readings flagged by the quality processor, by "
                                    "kind (stuck, spike, gap; missed = reports counted missing)."),
     "pantau_process_seconds": ("histogram", "Time spent in the processor chain per batch."),

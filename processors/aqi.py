@@ -210,3 +210,9 @@ class AirQuality:
     def lookback_s(self) -> F64:
         """Per series, the history a replay needs (`ingest.warmup`): the 24 hours kept."""
         return np.where(self.own, 24 * 3600.0, 0.0)
+
+    def replayed(self, *, catch_up: bool) -> None:
+        """After a replay: what it found incomplete counts only when it caught up on readings
+        the lost run had counted (``catch_up``); a full warm-up starts the counters at 0."""
+        if not catch_up:
+            self.incomplete[:] = 0

@@ -49,7 +49,7 @@ echo
 # than ingest.max_future_s (300 s) ahead: a simulation faster than real time would be refused
 # within 300 / (speed - 1) s. So the past hours are replayed first (flat out, ending now), so
 # the dashboards have curves at once, and then the regency runs live at speed 1.
-BACKFILL_H=${PANTAU_DEMO_BACKFILL_H:-6}
+BACKFILL_H=${PANTAU_DEMO_BACKFILL_H:-24}
 SIM=(.venv/bin/pantau simulate --credentials "$STACK/devices.json" --scenario normal)
 if [ "$BACKFILL_H" != 0 ]; then
     step "pantau simulate: the last $BACKFILL_H h of Blitar, replayed as fast as Pantau takes it"

@@ -78,7 +78,9 @@ async def test_derived_fields_quality_and_tiers_are_queryable(
     gauge, aq = mqtt_client("wl-brantas-kanigoro"), mqtt_client("aq-kanigoro")
     async with run_pantau(env):
         gauge.publish(GAUGE, readings(WALK, 0))
-        aq.publish(AQ, json.dumps({"ts": T0, "values": {"pm25": 35.5, "pm10": 80}}))
+        # a day of PM every 300 s, ending at T0: ISPU needs 18 complete hours of 24
+        aq.publish(AQ, json.dumps([{"ts": T0 - 86400 + 300 * (k + 1),
+                                    "values": {"pm25": 35.5, "pm10": 80}} for k in range(288)]))
         await wait_for(lambda: len(stages(influx, influx_db)) == len(WALK)
                        and len(influx.rows('SELECT * FROM "tier_1h".river_gauge',
                                            db=influx_db)) == 1, what="derived rows and tiers")
@@ -98,10 +100,17 @@ async def test_derived_fields_quality_and_tiers_are_queryable(
     q = column(influx, db, "SELECT level_cm_q FROM river_gauge", "level_cm_q")
     assert q == {1: FLAG_SPIKE, 7: FLAG_SPIKE}
     [station] = influx.rows("SELECT ispu, ispu_critical, ispu_category, pm25_ispu, pm10_ispu "
-                            "FROM air_quality", db=db)
+                            "FROM air_quality ORDER BY time DESC LIMIT 1", db=db)
     # PM2.5 35.5: 50 + 50 * (35.5 - 15.5) / (55.4 - 15.5) = 75.06; PM10 80: 50 + 50 * 30 / 100
     assert (station["ispu"], station["pm25_ispu"], station["pm10_ispu"]) == (75.0, 75.0, 65.0)
     assert (station["ispu_critical"], station["ispu_category"]) == (0.0, 1.0)  # PM2.5, Sedang
+    # every PM2.5 reading has a sub-index or is counted incomplete (the first ~18 hours)
+    [n_ispu] = influx.rows("SELECT count(pm25_ispu) FROM air_quality", db=db)
+    incomplete = int(float(text.split(
+        'pantau_aqi_incomplete_total{average="subindex",pollutant="pm25"} ')[1].split()[0]))
+    assert 0 < n_ispu["count"] < 288 and n_ispu["count"] + incomplete == 288
+    aq_hours = influx.rows('SELECT pm25_count FROM "tier_1h".air_quality', db=db)
+    assert len(aq_hours) == 25 and sum(r["pm25_count"] for r in aq_hours) == 288
     minutes = influx.rows('SELECT level_cm_mean, level_cm_count FROM "tier_1m".river_gauge',
                           db=db)
     assert [(r["level_cm_mean"], r["level_cm_count"]) for r in minutes] == [
@@ -112,9 +121,10 @@ async def test_derived_fields_quality_and_tiers_are_queryable(
     assert hour["level_cm_mean"] == pytest.approx(sum(WALK) / len(WALK))
     raw = influx.rows("SELECT count(level_cm) FROM river_gauge", db=db)
     assert raw[0]["count"] == len(WALK)
-    # derived rows are not readings: conservation counts the 13 + 2 readings only
-    assert f"pantau_readings_written_total {len(WALK) + 2}" in text
-    assert 'pantau_tier_points_written_total{resolution="3600"} 3' in text  # level, pm25, pm10
+    # derived rows are not readings: conservation counts the 13 + 2 * 288 readings only
+    assert f"pantau_readings_written_total {len(WALK) + 2 * 288}" in text
+    # level: 1 hour; pm25 and pm10: 25 hours each, every bucket written once
+    assert 'pantau_tier_points_written_total{resolution="3600"} 51' in text
     assert 'pantau_quality_flags_total{kind="spike"} 2' in text
 
 
