@@ -9,13 +9,17 @@ state for are read back with InfluxQL, in time order, page by page, from ``now``
 longest history a step needs for them (`processors.Chain.lookback_s`: the flood rise window, 24 h
 of pollutants for the air-quality averages, the EWMA's memory, the open tier bucket, ...,
 capped by ``processors.warmup_max_s``), and replayed through the stateful steps
-(`processors.Chain.replay`); what they derive again is dropped, it is stored already. Before
+(`processors.Chain.replay`); what they derive again is dropped, it is stored already.
+`WarmupReport.readings` counts what was read back; the steps apply only what they lack. Before
 that, a step may seed its state from the last stored value of a derived field before the
 window (`FloodStage.seeds`: a stage latched days ago stays latched by its hysteresis).
 
-``since_ns`` (after a snapshot was restored) replays only the readings from there on: the
-steps skip what the snapshot already saw (a reading at or before a series' latest timestamp
-never advances state twice), so this closes the gap between the last snapshot and a crash.
+``catch_up`` (after a snapshot was restored): no seeding, and per kind the replay starts at the
+oldest "latest reading" the snapshot holds for the kind's series (`processors.Chain.seen_ts`;
+never earlier than the window above): every reading processed after the snapshot is newer than
+that, and the steps skip what the snapshot already saw (a reading at or before a series'
+latest timestamp never advances state twice). So a kill -9 between two snapshots loses no
+state, whatever the device timestamps of the readings acknowledged in between.
 
 Stored values are calibrated and range-checked already, so the stateless steps are skipped.
 A reading stored with a device timestamp older than the window is not replayed.
@@ -50,7 +54,7 @@ class WarmupReport:
 
 
 async def warm_up(chain: Chain, reader: InfluxQLReader, *, now_ns: int, max_s: float,
-                  retention_policy: str = "", since_ns: int | None = None,
+                  retention_policy: str = "", catch_up: bool = False,
                   page_size: int = 20_000,
                   progress: Callable[[str], None] = log.info) -> WarmupReport:
     """Replay stored readings into ``chain`` (see the module docstring). Raises
@@ -64,15 +68,18 @@ async def warm_up(chain: Chain, reader: InfluxQLReader, *, now_ns: int, max_s: f
     rp = f"{q_ident(retention_policy)}." if retention_policy else ""
     kinds = sorted({d.kind for d in table.devices})
     device_kind = np.array([table.devices[i].kind for i in table.device_index[:table.raw]])
+    seen = chain.seen_ts() if catch_up else None
     try:
         for kind in kinds:
             series = np.flatnonzero((device_kind == kind) & (need > 0))
             if not len(series):
                 continue
             fields = sorted({table.metric[s] for s in series})
-            start = since_ns if since_ns is not None else now_ns - int(need[series].max() * S)
+            start = now_ns - int(need[series].max() * S)
+            if seen is not None:  # NEVER (a series the snapshot never saw) keeps the window
+                start = max(start, int(seen[series].min()))
             src = f"{rp}{q_ident(kind)}"
-            if since_ns is None:
+            if not catch_up:
                 await _seed(chain, reader, src, kind, start, report)
             n = await _replay(chain, reader, src, fields, start, page_size, report)
             report.per_kind[kind] = n
@@ -80,7 +87,7 @@ async def warm_up(chain: Chain, reader: InfluxQLReader, *, now_ns: int, max_s: f
             progress(f"warm-up: {kind}: {n:,} stored readings of {devices} devices replayed "
                      f"({', '.join(fields)}; from {(now_ns - start) / S / 3600:.2f} h ago)")
     finally:  # also after a failed query: what was replayed stays, its outputs go
-        chain.replayed(catch_up=since_ns is not None)
+        chain.replayed(catch_up=catch_up)
         report.seconds = time.perf_counter() - t0
     return report
 

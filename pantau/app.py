@@ -33,8 +33,6 @@ from processors import Chain, ProcessorContext, build_chain
 log = logging.getLogger("pantau")
 
 DRAIN_TIMEOUT_S = 15.0
-# after a restored snapshot, replay what was stored from this long before it was saved
-CATCH_UP_NS = 300 * 1_000_000_000
 
 
 def load_configured_registry(settings: Settings) -> Registry:
@@ -43,8 +41,8 @@ def load_configured_registry(settings: Settings) -> Registry:
 
 async def warm_up_state(chain: Chain, settings: Settings, saved_ns: int | None) -> None:
     """Replay stored readings into the processors (`ingest.warmup`): the last hours when no
-    snapshot was restored, the minutes around it when one was (``saved_ns``). A failure is
-    logged, and ingest starts with the state it has."""
+    snapshot was restored (``saved_ns`` None), what it may lack when one was (catch-up).
+    A failure is logged, and ingest starts with the state it has."""
     max_s = settings.processors.warmup_max_s
     inf = settings.influx
     if max_s <= 0 or not chain.stateful:
@@ -54,22 +52,23 @@ async def warm_up_state(chain: Chain, settings: Settings, saved_ns: int | None) 
                  "compatibility API; set influx.read_username/read_password (a v1 "
                  "authorisation with read access) and influx.database (the DBRP name)")
         return
-    since = None if saved_ns is None else saved_ns - CATCH_UP_NS
-    what = "since the snapshot" if since is not None else "of the last hours"
+    catch_up = saved_ns is not None
+    what = "catching up after the snapshot" if catch_up else "no usable snapshot"
     try:
         async with InfluxQLReader(inf) as reader:
             report = await warm_up(chain, reader, now_ns=time.time_ns(), max_s=max_s,
-                                   retention_policy=inf.retention_policy, since_ns=since)
+                                   retention_policy=inf.retention_policy, catch_up=catch_up)
     except QueryError as e:
-        log.warning("warm-up: cannot replay the readings stored %s (%s); going on with %s",
-                    what, e, "the snapshot's state" if since is not None else "fresh state")
+        log.warning("warm-up (%s): cannot read the stored readings (%s); going on with %s",
+                    what, e, "the snapshot's state" if catch_up else "fresh state")
         return
     except Exception:  # a bug here must not keep ingest from starting
         log.exception("warm-up failed; going on with the state it has")
         return
     seeded = ", ".join(f"{n} {name}" for name, n in report.seeded.items()) or "nothing"
-    log.info("warm-up: %d stored readings %s replayed in %.1f s (%d queries); seeded %s",
-             report.readings, what, report.seconds, report.queries, seeded)
+    log.info("warm-up (%s): %d stored readings read back and replayed in %.1f s (%d "
+             "queries); seeded %s", what, report.readings, report.seconds, report.queries,
+             seeded)
 
 
 async def run(settings: Settings, *, stop: asyncio.Event | None = None,

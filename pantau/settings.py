@@ -178,8 +178,8 @@ class ProcessorSettings:
         "processor needs: 24 h for air quality, the rise window for rivers, ...; at most this "
         "long) are read back as `influx.read_username` and replayed before ingest starts, "
         "and the last stored `flood_stage` seeds the stages; after a restored snapshot, the "
-        "readings stored in the 5 minutes before it are replayed, so a kill -9 between two "
-        "snapshots loses no state. 0: off (a missing snapshot means fresh state).")
+        "stored readings it lacks are replayed, so a kill -9 between two snapshots loses no "
+        "state. 0: off (a missing snapshot means fresh state).")
     aqi_standard: str = _f("ispu", "`ispu` (Indonesia, P.14/2020) or `aqi` (US EPA, May 2024): "
                            "names the derived fields (`ispu`, `ispu_category`, ...).")
     aqi_pm25_table: str = _f("2024", "EPA only: PM2.5 breakpoints `2024` or `pre2024`.")

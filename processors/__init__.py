@@ -205,6 +205,21 @@ class Chain:
                 need = np.maximum(need, np.asarray(fn(), np.float64)[:raw])
         return need
 
+    def seen_ts(self) -> npt.NDArray[np.int64]:
+        """Per raw series, the oldest of the latest timestamps the steps that keep state for it
+        have seen (`processors.domain.segments.NEVER` when one has seen none): a reading the
+        state does not include yet is newer than this. A step's latest timestamps are its
+        ``last_ts`` or ``history.last_ts`` array."""
+        raw = self.table.raw if self.table is not None else 0
+        seen = np.full(raw, np.iinfo(np.int64).max, np.int64)
+        for p in self.steps:
+            fn = getattr(p, "lookback_s", None)
+            last = getattr(p, "last_ts", getattr(getattr(p, "history", None), "last_ts", None))
+            if callable(fn) and last is not None:
+                mine = np.asarray(fn())[:raw] > 0
+                seen[mine] = np.minimum(seen[mine], np.asarray(last)[:raw][mine])
+        return seen
+
     def seeds(self) -> dict[str, list[Any]]:
         """Derived field -> the steps seeded from its last stored value before a replay."""
         out: dict[str, list[Any]] = {}

@@ -220,3 +220,52 @@ async def test_a_lost_snapshot_is_rebuilt_from_the_stored_readings(
     assert after["flood_stage"] == 2
     assert after["level_rise_cm_h"] is not None and after["level_cm_zscore"] is not None
     assert f"warm-up: river_gauge: {len(walk)} stored readings" in caplog.text
+
+
+@pytest.mark.slow
+async def test_kill_9_after_a_snapshot_catches_up_from_the_stored_readings(
+        pantau_env: EnvFactory, pantau_process: Any, influx: InfluxDB1, influx_db: str,
+        mqtt_client: Any) -> None:
+    # Snapshots at most every 3 s. Eight readings, a snapshot, five more readings written
+    # and acknowledged, then kill -9 before the next snapshot: the restarted Pantau restores
+    # the snapshot and replays the stored readings it lacks, so the 1-hour tier counts all.
+    from tests.e2e.test_faults import _ready
+    t0 = (int(time.time()) - 13 * 60) // 60 * 60
+    create_tiers(influx, influx_db)
+    env = pantau_env(influx_db, PANTAU_PROCESSORS_SNAPSHOT_INTERVAL_S="3")
+
+    def walk(levels: list[float], start_min: int) -> str:
+        return json.dumps([{"ts": t0 + 60 * (start_min + k), "values": {"level_cm": v}}
+                           for k, v in enumerate(levels)])
+
+    def stored() -> int:
+        return len(stages(influx, influx_db)) and len(influx.rows(
+            f"SELECT level_cm FROM river_gauge WHERE time >= {t0 * S}", db=influx_db))
+
+    snapshot = Path(env["PANTAU_STATE_DIR"]) / "processors.npz"
+    gauge = mqtt_client("wl-brantas-kanigoro")
+    p: PantauProcess = pantau_process(env)
+    p.start()
+    await _ready(p)
+    await asyncio.sleep(3.1)  # the next checkpoint is due
+    gauge.publish(GAUGE, walk(WALK[:8], 0))
+    await wait_for(lambda: stored() == 8 and snapshot.exists(), what="8 readings, snapshot")
+    saved = snapshot.stat().st_mtime_ns
+    gauge.publish(GAUGE, walk(WALK[8:], 8))
+    await wait_for(lambda: stored() == len(WALK), what="the rest of the walk")
+    for _ in range(100):  # acknowledged: the broker will not deliver them again
+        if "pantau_messages_acked_total 2" in await metrics(env):
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the second message was not acknowledged")
+    p.kill9()
+    assert snapshot.stat().st_mtime_ns == saved, "a snapshot came after the last 5 readings"
+    p.start()
+    await _ready(p)
+    gauge.publish(GAUGE, walk([600.0], len(WALK)))
+    await wait_for(lambda: stored() == len(WALK) + 1, what="1 more")
+    assert p.stop() == 0  # a clean stop writes the open tier buckets
+    hours = influx.rows('SELECT level_cm_count FROM "tier_1h".river_gauge', db=influx_db)
+    assert sum(r["level_cm_count"] for r in hours) == len(WALK) + 1
+    assert "warm-up (catching up after the snapshot)" in p.log.read_text()
