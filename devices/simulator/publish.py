@@ -38,11 +38,13 @@ class _Pump:
         self.unacked = 0
         self.acked = 0
         self.clients: list[mqtt.Client] = []
+        self.in_flight: dict[int, int] = {}  # id(client) -> its unacknowledged publishes
         self._misc_due = 0.0
 
-    def _on_publish(self, *_: Any) -> None:
+    def _on_publish(self, client: mqtt.Client, *_: Any) -> None:
         self.unacked -= 1
         self.acked += 1
+        self.in_flight[id(client)] -= 1
 
     def attach(self, c: mqtt.Client) -> None:
         c.on_publish = self._on_publish
@@ -74,6 +76,7 @@ class _Pump:
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             raise SimulatorError(f"publish to {msg.topic!r} failed: {info.rc}")
         self.unacked += 1
+        self.in_flight[id(c)] = self.in_flight.get(id(c), 0) + 1
 
     def close(self) -> None:
         deadline = time.monotonic() + 5.0
@@ -125,6 +128,11 @@ class DevicePublisher(_Pump):
         c = self.by_id[msg.device]
         if msg.kind == "offline":  # drop the link without DISCONNECT: the broker sends the LWT
             if msg.device in self.live:
+                # what the device sent before is acknowledged first (a device that lost power
+                # mid-publish would send it again after reboot; the count stays exact)
+                deadline = time.monotonic() + 5.0
+                while self.in_flight.get(id(c)) and time.monotonic() < deadline:
+                    self.pump(0.01)
                 self.detach(c)
                 sock = c.socket()
                 if isinstance(sock, socket.socket):
