@@ -56,9 +56,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check":
             from devices.series import SeriesTable
             from pantau.app import load_configured_registry
+            from processors import ProcessorContext, build_chain
             registry = load_configured_registry(settings)
-            print(f"ok: {len(registry.devices)} devices, "
-                  f"{len(SeriesTable.from_registry(registry))} series in {registry.source}")
+            table = SeriesTable.from_registry(registry)
+            ing = settings.ingest
+            chain = build_chain(ing.processors, ProcessorContext(table, ing.range_mode,
+                                                                 settings.processors))
+            derived = len(chain.table or table) - len(table)
+            print(f"ok: {len(registry.devices)} devices, {len(table)} series in "
+                  f"{registry.source}; processors {', '.join(chain.names)} "
+                  f"({derived} derived series)")
             return 0
         if args.command == "run":
             from pantau.app import run
