@@ -6,16 +6,19 @@ ONE line with several fields, which InfluxDB stores several times cheaper than o
 
     river_gauge,device=wl-01,site=kanigoro battery_v=3.9,level_cm=123.4 1700000000000000000
 
-How it stays vectorised: `LineEncoder` renders, once per table, each series' two possible
-line heads (``<measurement>,device=..,site=.. <field>=`` for a line's first field and
-``,<field>=`` for the next ones) into a NUL-padded byte matrix. Encoding a batch sorts it
-with `np.lexsort`, picks a head row per reading, writes value and timestamp digits with
-integer arithmetic into fixed-width byte columns, and keeps the non-NUL bytes of the whole
-matrix in one gather. There is no per-reading Python object.
+How it stays vectorised: `LineEncoder` renders, once per table, each device's line prefix
+(``<measurement>,device=..,site=.. ``) and each series' two field heads (``<field>=`` for a
+line's first field, ``,<field>=`` for the next ones) as NUL-padded byte items. Encoding a batch
+sorts it with one stable argsort of a packed (device, time, field name) key, then lays the
+text out as NUL-padded records: a prefix per line, then per reading its field head, its value
+and, at a line's end, the timestamp. Digits are written with integer arithmetic, four per
+table lookup; one mask keeps the non-NUL bytes. There is no per-reading Python object.
 
 Values are written as the shortest string that parses back to the same float64 (the digits
-of ``repr(float)``): values with at most 15 significant digits take the integer-arithmetic
-path; the rest go through numpy's Dragon4 (``astype("S")``), exact but slower.
+of ``repr(float)``), each proven exact: one test in doubles covers every value with at most
+four decimals (what sensors report), a second one 15 significant digits, long double 16 and
+17 digits. What none of them proves, and values below 1e-4 or from 1e16 on (which repr()
+writes with an exponent), go through numpy's Dragon4 (``astype("S")``), exact but slower.
 
 Contract: only OK rows (``status == 0``) are encoded, so callers may pass the batch as the
 processors left it, or an already filtered one. When a batch holds the same series twice at
@@ -28,7 +31,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -45,15 +48,34 @@ U8M = npt.NDArray[np.uint8]
 _I64 = npt.NDArray[np.int64]
 
 _POW10_I = 10 ** np.arange(19, dtype=np.int64)        # 1 .. 1e18
-# ASCII of 0000..9999 as one uint32 each: four digits per table lookup.
-_QUAD = np.array([b"%04d" % i for i in range(10_000)], dtype="S4").view(np.uint32)
-_QUAD.setflags(write=False)
+_POW10_F = 10.0 ** np.arange(23)                      # exact doubles 1 .. 1e22
+
+
+def _quads(render: Callable[[int], bytes]) -> npt.NDArray[np.uint32]:
+    """``render(i)`` (4 bytes) for i = 0..9999 as one uint32 each: four digits per lookup."""
+    return np.frombuffer(b"".join(render(i) for i in range(10_000)), dtype=np.uint32)
+
+
+def _table(*blocks: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint32]:
+    table = np.concatenate(blocks)
+    table.setflags(write=False)
+    return table
+
+
+_DIGITS = _quads(lambda i: b"%04d" % i)
+# Blocks of 10,000: all four digits; the zeros ahead (integer part) or behind (fraction) as
+# NUL, so 0 is no digit at all; and for integers 0 as "0", which a zero integer part shows.
+_INT_QUADS = _table(_DIGITS, _quads(lambda i: (b"%d" % i if i else b"").rjust(4, b"\0")),
+                    _quads(lambda i: (b"%d" % i).rjust(4, b"\0")))
+_FRAC_QUADS = _table(_DIGITS, _quads(lambda i: (b"%04d" % i).rstrip(b"0").ljust(4, b"\0")))
+_SHORT = 4                                            # decimals of the one-pass test
 _MAX_K = 18                                           # decimals the fast paths write
 # Long double must hold a 17-digit integer exactly for the 16/17-digit path (x86-64: 64 bits).
 _LONG_OK = np.finfo(np.longdouble).nmant >= 63
 _POW10_L = np.array([10**i for i in range(_MAX_K + 1)], dtype=np.longdouble)
 _TS_GROUPS = 5                                        # 20 digit columns >= int64's 19
 _TAIL_W = 1 + 1 + 4 * _TS_GROUPS + 1                  # ' ', sign, digits, '\n'
+_SLICE = 1 << 18                                      # bytes compacted at a time
 
 
 def escape_measurement(name: str) -> str:
@@ -73,49 +95,93 @@ def _check_printable(name: str) -> None:
         raise ValueError(f"{name!r} cannot be written as a line protocol identifier")
 
 
-def _digit_cols(u: _I64, groups: int) -> U8M:
-    """ASCII digits of non-negative ``u``, zero-padded to ``4 * groups`` columns."""
-    out = np.empty((len(u), groups), dtype=np.uint32)
+def _int_digits(u: _I64, groups: int) -> npt.NDArray[np.uint32]:
+    """ASCII of non-negative ``u < 10**(4 * groups)`` right-aligned in ``groups`` quads,
+    leading zeros as NUL ("0" stays "0")."""
+    if groups == 1:
+        return _INT_QUADS[u + 20_000][:, None]
+    # all groups at once, most significant first: few numpy calls for many short rows
+    rem = u // _POW10_I[4 * np.arange(groups - 1, -1, -1)][:, None] % 10_000
+    alone = ~np.logical_or.accumulate(rem[:-1] != 0, axis=0) * 10_000   # nothing ahead
+    rem[0] += 10_000
+    rem[1:] += alone
+    rem[-1] += alone[-1]                               # the last digit shows even if 0
+    return np.ascontiguousarray(_INT_QUADS[rem].T)
+
+
+def _frac_digits(x: _I64, groups: int) -> npt.NDArray[np.uint32]:
+    """ASCII of the ``4 * groups`` digits of ``x`` (zero-padded ahead) in ``groups`` quads,
+    zeros behind the last non-zero digit as NUL."""
+    out = np.empty((len(x), groups), dtype=np.uint32)
+    more = None                                        # a later group has a non-zero digit
     for g in range(groups - 1, -1, -1):
-        u, rem = np.divmod(u, 10_000)                  # scalar divisor: numpy uses libdivide
-        out[:, g] = _QUAD[rem]
-    return out.view(np.uint8)
+        x, rem = np.divmod(x, 10_000) if g else (x, x)
+        out[:, g] = _FRAC_QUADS[rem + 10_000 if more is None else rem + ~more * 10_000]
+        if g:
+            more = rem != 0 if more is None else more | (rem != 0)
+    return out
 
 
-def _int_cols(u: _I64, groups: int) -> U8M:
-    """Like `_digit_cols` with the leading zeros blanked to NUL ("0" stays "0")."""
-    cols = _digit_cols(u, groups)
-    nd = np.maximum(np.searchsorted(_POW10_I, u, side="right"), 1)
-    cols *= np.arange(cols.shape[1]) >= (cols.shape[1] - nd)[:, None]
-    return cols
+def _records(n: int, **fields: int) -> npt.NDArray[np.void]:
+    """``n`` uninitialised packed records of byte fields (width 1: uint8, else void): column
+    writes into one are 1-D copies, far cheaper than into a 2-D slice of a byte matrix."""
+    return np.empty(n, dtype=np.dtype([(k, "u1" if w == 1 else f"V{w}")
+                                       for k, w in fields.items()]))
+
+
+def _voids(items: list[bytes]) -> npt.NDArray[np.void]:
+    """``items`` NUL-padded to one width, one void item each: a gather of them copies whole
+    items, not bytes."""
+    width = max((len(b) for b in items), default=1)
+    return np.array(items, dtype=f"S{width}").view(f"V{width}")
+
+
+def _lead(items: npt.NDArray[np.void], width: int) -> npt.NDArray[np.void]:
+    """A view of the first ``width`` bytes of each item, as one void item each."""
+    return items.view({"names": ["lead"], "formats": [f"V{width}"],
+                       "itemsize": items.dtype.itemsize})["lead"]
+
+
+def _void(a: npt.NDArray[np.generic]) -> npt.NDArray[np.void]:
+    """The rows of a C-contiguous 2-D array as one void item each."""
+    return a.view(f"V{a.shape[1] * a.itemsize}")[:, 0]
 
 
 def _fixed_point(a: npt.NDArray[np.float64]) -> tuple[_I64, _I64]:
-    """(m, k) per value with ``a == m / 10**k`` for the shortest such decimal; k = -1 where
-    no decimal of at most 17 significant digits and `_MAX_K` decimals was proven exact."""
-    n = len(a)
-    k_of = np.full(n, -1, dtype=np.int64)
-    m_of = np.zeros(n, dtype=np.int64)
+    """(m, k) per value: ``m / 10**k`` is the shortest decimal that parses back to ``a``,
+    m possibly with zeros behind; k = -1 where no decimal of at most 17 significant digits
+    and `_MAX_K` decimals was proven exact."""
     # Up to 15 digits in doubles: m and 10**k are exact, so the quotient is the correctly
     # rounded value of the decimal m/10**k and equality proves that it parses back to a.
-    todo = np.flatnonzero(((a >= 1e-4) & (a < 1e16)) | (a == 0))
-    for decimals in range(_MAX_K + 1):
-        if todo.size == 0:
-            break
-        scale = 10.0 ** decimals
-        m = np.rint(a[todo] * scale)
-        small = m < 1e15
-        hit = small & (m / scale == a[todo])
-        k_of[todo[hit]] = decimals
-        m_of[todo[hit]] = m[hit]
-        todo = todo[small & ~hit]
-    todo = np.flatnonzero((k_of < 0) & (a >= 1e-4) & (a < 1e16))
+    # Such a decimal is unique, and scaled to k >= its decimals it rounds to itself (error
+    # < 1/4): one test at _SHORT decimals, what sensors report, finds all of those at once.
+    scale = _POW10_F[_SHORT]
+    with np.errstate(over="ignore"):                   # huge values: inf, no hit
+        m = np.rint(a * scale)
+    hit = (m < 1e15) & (m / scale == a)
+    if hit.all():
+        return m.astype(np.int64), np.full(len(a), _SHORT, dtype=np.int64)
+    k_of = np.where(hit, _SHORT, -1)
+    m_of = np.where(hit, m, 0.0).astype(np.int64)
+    todo = np.flatnonzero(~hit)
+    todo = todo[(a[todo] >= 1e-4) & (a[todo] < 1e16)]
+    if todo.size == 0:
+        return m_of, k_of
+    # The rest at 15 significant digits. A floor(log10) one off tests 14 or 16 digits, which
+    # m < 1e15 and the test keep exact; what they miss takes the paths below.
+    e10 = np.floor(np.log10(a[todo])).astype(np.int64)
+    k = np.minimum(14 - e10, _MAX_K)
+    scale = _POW10_F[np.maximum(k, 0)]
+    m = np.rint(a[todo] * scale)
+    hit = (k >= 0) & (m < 1e15) & (m / scale == a[todo])
+    k_of[todo[hit]] = k[hit]
+    m_of[todo[hit]] = m[hit]
+    todo, e10 = todo[~hit], e10[~hit]
     if not _LONG_OK or todo.size == 0:
         return m_of, k_of
     # 16 and 17 digits: the same test in long double, where m < 1e17 is still exact. Its
     # quotient is rounded twice (64 then 53 bits), which is only wrong when the first
     # rounding lands on a midpoint between doubles: those go to Dragon4.
-    e10 = np.floor(np.log10(a[todo])).astype(np.int64)
     for digits in (16, 17):
         k = digits - 1 - e10
         fits = (k >= 0) & (k <= _MAX_K)
@@ -137,35 +203,48 @@ def _fixed_point(a: npt.NDArray[np.float64]) -> tuple[_I64, _I64]:
     return m_of, k_of
 
 
+def _decimal_text(v: npt.NDArray[np.float64], m: _I64, k: _I64 | int) -> U8M:
+    """``v`` (``== ±m / 10**k``) as repr() writes it, as NUL-padded rows: sign, integer
+    digits, ".", decimals without the zeros behind ("3.0" keeps one)."""
+    q, r = np.divmod(m, _POW10_I[k])
+    ig = max(-(-len(str(int(q.max(initial=0)))) // 4), 1)
+    fg = -(-max(k if isinstance(k, int) else int(k.max()), 1) // 4)
+    d = min(4 * fg, _MAX_K)                            # r * 10**(d - k) stays in int64
+    frac = _frac_digits(r * _POW10_I[d - k], fg)
+    if d < 4 * fg:                                     # drop the columns of the zeros ahead
+        frac = np.ascontiguousarray(frac.view(np.uint8)[:, 4 * fg - d:])
+    out = _records(len(v), sign=1, int=4 * ig, dot=1, frac=d)
+    out["sign"] = np.signbit(v).view(np.uint8) * ord("-")
+    out["int"] = _void(_int_digits(q, ig))
+    out["dot"] = ord(".")
+    out["frac"] = _void(frac)
+    text = out.view(np.uint8).reshape(len(v), -1)
+    text[:, 2 + 4 * ig] |= (r == 0).view(np.uint8) * ord("0")   # 3 -> "3.0"
+    return text
+
+
 def format_floats(v: npt.NDArray[np.float64]) -> U8M:
     """Shortest round-trip decimal of each finite value (``repr(float)``'s digits), as
     NUL-padded rows of a byte matrix."""
     m, k = _fixed_point(np.abs(v))
-    fast = np.flatnonzero(k >= 0)
+    short = k == _SHORT
+    if short.all():
+        return _decimal_text(v, m, _SHORT)
+    # rows only line up in width: write each kind of row apart, then place them
+    parts = []
+    rows = np.flatnonzero(short)
+    if rows.size:
+        parts.append((rows, _decimal_text(v[rows], m[rows], _SHORT)))
+    rows = np.flatnonzero(~short & (k >= 0))
+    if rows.size:
+        parts.append((rows, _decimal_text(v[rows], m[rows], k[rows])))
     slow = np.flatnonzero(k < 0)
-    m, k = m[fast], k[fast]
-    p = _POW10_I[k]
-    q, r = m // p, m % p
-    ig = max(-(-len(str(int(q.max(initial=0)))) // 4), 1)
-    fw = max(int(k.max(initial=0)), 1)                 # decimal columns
-    fg = -(-fw // 4)
-    width = max(1 + 4 * ig + 1 + fw, 24 if slow.size else 0)
-    out = np.zeros((len(v), width), dtype=np.uint8)
-    if fast.size:
-        rows = out if not slow.size else np.zeros((len(fast), width), dtype=np.uint8)
-        rows[:, 0] = np.where(np.signbit(v[fast]), ord("-"), 0)
-        rows[:, 1:1 + 4 * ig] = _int_cols(q, ig)
-        rows[:, 1 + 4 * ig] = ord(".")
-        if 4 * fg <= _MAX_K:                           # left-align the decimals
-            frac = _digit_cols(r * _POW10_I[4 * fg - k], fg)[:, :fw]
-        else:
-            frac = _digit_cols(r * _POW10_I[_MAX_K - k], 5)[:, 2:2 + fw]
-        frac *= np.arange(fw) < np.maximum(k, 1)[:, None]   # 3 -> "3.0", as repr() writes
-        rows[:, 2 + 4 * ig:2 + 4 * ig + fw] = frac
-        if slow.size:
-            out[fast] = rows
-    if slow.size:
-        out[slow, :24] = v[slow].astype("S24").view(np.uint8).reshape(-1, 24)
+    if slow.size:                                      # Dragon4: shortest, exact, slow
+        text = v[slow].astype("S24").view(np.uint8).reshape(-1, 24)
+        parts.append((slow, text[:, :int(np.flatnonzero(text.any(axis=0))[-1]) + 1]))
+    out = np.zeros((len(v), max(p.shape[1] for _, p in parts)), dtype=np.uint8)
+    for rows, p in parts:
+        _lead(_void(out), p.shape[1])[rows] = _void(p)
     return out
 
 
@@ -179,21 +258,19 @@ class LineEncoder:
                  fields: Sequence[str] | None = None) -> None:
         ids = list(range(len(table))) if series is None else list(series)
         names = [table.metric[s] for s in ids] if fields is None else list(fields)
-        heads: list[bytes] = []
-        for s, name in zip(ids, names, strict=True):
-            d = table.devices[int(table.device_index[s])]
-            field = escape_key(name).encode()
-            prefix = (f"{escape_measurement(d.kind)},device={escape_key(d.id)},"
-                      f"site={escape_key(d.site)} ").encode()
-            heads += [b"," + field + b"=", prefix + field + b"="]
-        width = max((len(h) for h in heads), default=1)
-        self._heads: U8M = (np.array(heads, dtype=f"S{width}").view(np.uint8)
-                            .reshape(-1, width))
+        # a line: the device's prefix, then its fields as "f=<v>" (first) or ",f=<v>"
+        prefixes = [f"{escape_measurement(d.kind)},device={escape_key(d.id)},"
+                    f"site={escape_key(d.site)} ".encode() for d in table.devices]
+        heads = [h for name in names for f in [escape_key(name).encode() + b"="]
+                 for h in (b"," + f, f)]
+        self._prefixes, self._heads = _voids(prefixes), _voids(heads)
         self._device: npt.NDArray[np.int32] = table.device_index[ids].astype(np.int32)
         # fields of a line in name order, the order InfluxDB's own writers use
         self._rank = np.empty(len(ids), dtype=np.int32)
         self._rank[sorted(range(len(ids)), key=lambda i: names[i])] = np.arange(
             len(ids), dtype=np.int32)
+        self._bits = (max(len(table.devices) - 1, 0).bit_length(),
+                      max(len(ids) - 1, 0).bit_length())
 
     def encode(self, batch: TelemetryBatch) -> bytes:
         """The OK rows of ``batch`` as line protocol (``b""`` when there are none)."""
@@ -218,7 +295,7 @@ class LineEncoder:
             raise ValueError(f"series {int(series[bad])}: {value[bad]} is not a finite value "
                              "and cannot be written")
         dev = self._device[series]
-        order = np.lexsort((self._rank[series], ts, dev))   # device, time, field name
+        order = line_order(dev, ts, self._rank[series], self._bits)
         ts, series, value, dev = ts[order], series[order], value[order], dev[order]
         dup = (series[1:] == series[:-1]) & (ts[1:] == ts[:-1])
         if dup.any():                                  # the later reading wins
@@ -227,22 +304,55 @@ class LineEncoder:
             n = len(ts)
         new = np.ones(n, dtype=bool)
         new[1:] = (dev[1:] != dev[:-1]) | (ts[1:] != ts[:-1])
-        end = np.flatnonzero(np.append(new[1:], True))
-        head_w = self._heads.shape[1]
+        last = np.empty(n, dtype=bool)
+        last[:-1], last[-1] = new[1:], True
+        end = np.flatnonzero(last)
         values = format_floats(value)
-        val_w = values.shape[1]
-        m = np.empty((n, head_w + val_w + _TAIL_W), dtype=np.uint8)
-        m[:, :head_w] = self._heads[series.astype(np.intp) * 2 + new]
-        m[:, head_w:head_w + val_w] = values
-        m[:, head_w + val_w:] = 0
+        head_w, val_w = self._heads.dtype.itemsize, values.shape[1]
+        # NUL-padded records of which the non-NUL bytes are the text: the prefix of each line,
+        # then per row its field's head, value and, at a line's end, the timestamp
+        first = np.flatnonzero(new)
+        at = np.arange(n) + np.cumsum(new)             # row i follows its line's prefix
+        width = max(head_w + val_w + _TAIL_W, self._prefixes.dtype.itemsize)
+        m = np.zeros(n + len(first), dtype={"names": ["head", "value", "tail"], "formats": [
+            f"V{head_w}", f"V{val_w}", f"V{_TAIL_W}"], "itemsize": width})
+        m["head"][at] = np.take(self._heads, series.astype(np.intp) * 2 + new)
+        m["value"][at] = _void(values)
         t = ts[end]
-        tail = m[end, head_w + val_w:]
-        tail[:, 0] = ord(" ")
-        tail[:, 1] = np.where(t < 0, ord("-"), 0)
-        tail[:, 2:-1] = _int_cols(np.abs(t), _TS_GROUPS)
-        tail[:, -1] = ord("\n")
-        m[end, head_w + val_w:] = tail
-        return bytes(m[m != 0].tobytes())
+        tail = _records(len(t), space=1, sign=1, digits=4 * _TS_GROUPS, newline=1)
+        tail["space"] = ord(" ")
+        tail["sign"] = (t < 0).view(np.uint8) * ord("-")
+        tail["digits"] = _void(_int_digits(np.abs(t), _TS_GROUPS))
+        tail["newline"] = ord("\n")
+        m["tail"][at[end]] = tail.view(f"V{_TAIL_W}")
+        _lead(m, self._prefixes.dtype.itemsize)[first + np.arange(len(first))] = np.take(
+            self._prefixes, dev[first])
+        flat = m.view(np.uint8)
+        # large ones (tiers) in slices: a mask as large as the records would be fresh memory,
+        # paged in on every call; a batch's records fit blocks that the allocator reuses
+        step = _SLICE if len(flat) > 4 * _SLICE else len(flat)
+        return b"".join([part[part != 0] for part in (
+            flat[i:i + step] for i in range(0, len(flat), step))])
+
+
+def line_order(dev: npt.NDArray[np.int32], ts: _I64, rank: npt.NDArray[np.int32],
+               bits: tuple[int, int]) -> npt.NDArray[np.intp]:
+    """``np.lexsort((rank, ts, dev))`` (stable: equal keys keep their order), as one stable
+    sort of a packed uint64 key when ``bits`` (of device and rank) and the timestamps fit."""
+    t = (ts - ts.min()).view(np.uint64)                # exact: the wrap-around cancels
+    t_bits = int(t.max()).bit_length()
+    if sum(bits) + t_bits > 63:                        # e.g. tier buckets: count in steps
+        t = t // max(int(np.gcd.reduce(t)), 1)
+        t_bits = int(t.max()).bit_length()
+    if sum(bits) + t_bits > 63:                        # a long span: rank the timestamps
+        uniq, inv = np.unique(ts, return_inverse=True)
+        t, t_bits = inv.astype(np.uint64), (len(uniq) - 1).bit_length()
+    if sum(bits) + t_bits > 63:
+        return np.lexsort((rank, ts, dev))
+    key = dev.astype(np.uint64) << (t_bits + bits[1])
+    key |= t << bits[1]
+    key |= rank.astype(np.uint64)
+    return np.argsort(key, kind="stable")
 
 
 TIER_STATS = ("mean", "min", "max", "count")

@@ -13,8 +13,18 @@ from hypothesis import strategies as st
 from devices.registry import Device, Metric, Registry, Site
 from devices.series import SeriesTable
 from ingest.batch import TelemetryBatch
-from ingest.lineproto import LineEncoder, bench, escape_key, escape_measurement, format_floats
+from ingest.lineproto import (
+    TIER_STATS,
+    LineEncoder,
+    TierEncoder,
+    bench,
+    escape_key,
+    escape_measurement,
+    format_floats,
+    line_order,
+)
 from ingest.reasons import Reason
+from processors.domain.derived import Tier
 
 T0 = 1_700_000_000_000_000_000
 
@@ -42,13 +52,11 @@ def batch(rows: list[tuple[int, int, float]], status: list[int] | None = None) -
 
 
 # -- a pure-Python reference and a parser ------------------------------------------------------
-def reference(table: SeriesTable, b: TelemetryBatch) -> bytes:
-    """One line per (device, time), fields by name, later duplicates win; repr() values."""
-    lines: dict[tuple[int, int], dict[str, float]] = {}
-    for t, s, v, status in zip(b.ts_ns.tolist(), b.series.tolist(), b.value.tolist(),
-                               b.status.tolist(), strict=True):
-        if status == Reason.OK:
-            lines.setdefault((int(table.device_index[s]), t), {})[table.metric[s]] = v
+Points = dict[tuple[int, int], dict[str, float]]
+
+
+def render(table: SeriesTable, lines: Points) -> bytes:
+    """One line per (device, time), fields by name; repr() values."""
     out = []
     for (di, t), fields in sorted(lines.items()):
         d = table.devices[di]
@@ -56,6 +64,27 @@ def reference(table: SeriesTable, b: TelemetryBatch) -> bytes:
         out.append(f"{escape_measurement(d.kind)},device={escape_key(d.id)},"
                    f"site={escape_key(d.site)} {body} {t}\n")
     return "".join(out).encode()
+
+
+def reference(table: SeriesTable, b: TelemetryBatch) -> bytes:
+    """The OK readings, later duplicates winning."""
+    lines: Points = {}
+    for t, s, v, status in zip(b.ts_ns.tolist(), b.series.tolist(), b.value.tolist(),
+                               b.status.tolist(), strict=True):
+        if status == Reason.OK:
+            lines.setdefault((int(table.device_index[s]), t), {})[table.metric[s]] = v
+    return render(table, lines)
+
+
+def tier_reference(table: SeriesTable, tier: Tier) -> bytes:
+    lines: Points = {}
+    for t, s, *stats in zip(tier.ts_ns.tolist(), tier.series.tolist(), tier.mean.tolist(),
+                            tier.min.tolist(), tier.max.tolist(), tier.count.tolist(),
+                            strict=True):
+        fields = lines.setdefault((int(table.device_index[s]), t), {})
+        fields.update({f"{table.metric[s]}_{name}": float(v)
+                       for name, v in zip(TIER_STATS, stats, strict=True)})
+    return render(table, lines)
 
 
 _UNESCAPED = re.compile(r"(?<!\\)[ ]")
@@ -173,6 +202,15 @@ def test_float_examples_match_repr(value: float) -> None:
 
 # -- properties -------------------------------------------------------------------------------
 finite = st.floats(allow_nan=False, allow_infinity=False)
+# what devices and aggregates produce, at every magnitude: few decimals, means of those
+magnitude = st.integers(-8, 17).map(lambda e: 10.0 ** e)
+few_decimals = st.builds(lambda v, m, d: round(v * m, d), st.floats(-10, 10), magnitude,
+                         st.integers(0, 8))
+means = st.lists(few_decimals, min_size=2, max_size=12).map(lambda xs: sum(xs) / len(xs))
+values = st.one_of(finite, few_decimals, means, st.sampled_from(
+    [0.0, -0.0, 1e-4, 9.999999999999999e-05, 1e15, 1e16, 9999999999999998.0, 5e-324]))
+timestamps = st.sampled_from([T0, T0 + 1, T0 + 60_000_000_000, T0 + 3_600_000_000_000, -5, 0,
+                              -(2**62), 2**63 - 1])
 
 
 @settings(max_examples=300, deadline=None)
@@ -197,6 +235,62 @@ def test_matches_the_reference_encoder(rows: list[tuple[int, int, float, int]]) 
     assert body == ref                                       # same grouping and order too
     _, keys = parse(body)
     assert len(keys) == len(set(keys))                       # one line per (device, time)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(values, min_size=1, max_size=60))
+def test_sensor_values_and_means_are_shortest_repr(vs: list[float]) -> None:
+    m = format_floats(np.array(vs, dtype=np.float64))
+    assert [bytes(r[r != 0]).decode() for r in m] == [repr(v) for v in vs]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(timestamps, st.integers(0, len(TABLE) - 1), values), max_size=80))
+def test_mixed_values_and_time_spans_match_the_reference(
+        rows: list[tuple[int, int, float]]) -> None:
+    b = batch(rows)
+    assert ENC.encode(b) == reference(TABLE, b)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([T0 + h * 3_600_000_000_000 for h in range(4)]
+                                          + [-3_600_000_000_000, 0]),
+                          st.integers(0, len(TABLE) - 1), values, values, values,
+                          st.integers(0, 10**6)), max_size=40))
+def test_tiers_match_the_reference(rows: list[tuple[int, int, float, float, float, int]]
+                                   ) -> None:
+    tier = Tier(3600, *(np.array([r[i] for r in rows], dtype=dt) for i, dt in enumerate(
+        [np.int64, np.int32, np.float64, np.float64, np.float64, np.int64])))
+    assert TierEncoder(TABLE).encode(tier) == tier_reference(TABLE, tier)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 7), timestamps, st.integers(0, 7)), min_size=1,
+                max_size=40),
+       st.sampled_from([(3, 3), (27, 27), (31, 31), (40, 24)]))
+def test_line_order_is_a_stable_lexsort(rows: list[tuple[int, int, int]],
+                                        bits: tuple[int, int]) -> None:
+    """Whichever way the key is packed: time in full, in steps, ranked, or not at all."""
+    dev, ts, rank = (np.array(c, dtype=dt) for c, dt in zip(
+        zip(*rows, strict=True), (np.int32, np.int64, np.int32), strict=True))
+    assert line_order(dev, ts, rank, bits).tolist() == np.lexsort((rank, ts, dev)).tolist()
+
+
+def test_large_batches_match_the_reference() -> None:
+    """Beyond a megabyte of records, compacted in slices; duplicates and rejected rows."""
+    rng = np.random.default_rng(7)
+    n = 30_000
+    kind = rng.integers(0, 4, n)
+    value = np.select([kind == 0, kind == 1, kind == 2], [
+        np.round(rng.normal(50, 20, n), 1), np.round(rng.normal(0, 1, (n, 7)), 2).mean(1),
+        rng.normal(0, 1, n) * 10.0 ** rng.integers(-6, 20, n)], rng.integers(-99, 99, n))
+    b = batch(list(zip(T0 + rng.integers(-50, 50, n) * 1_000_000_000,
+                       rng.integers(0, len(TABLE), n).tolist(), value.tolist(), strict=True)),
+              rng.choice([0, 0, 0, Reason.OUT_OF_RANGE], n).tolist())
+    assert ENC.encode(b) == reference(TABLE, b)
+    tier = Tier(60, b.ts_ns // 60_000_000_000 * 60_000_000_000, b.series, value, value * 2,
+                value / 3, rng.integers(0, 100, n))
+    assert TierEncoder(TABLE).encode(tier) == tier_reference(TABLE, tier)
 
 
 def test_bench_runs_and_is_faster_than_naive() -> None:
