@@ -71,12 +71,15 @@ class Quality:
         s, t, v = batch.series[rows], batch.ts_ns[rows], batch.value[rows]
         n = len(s)
         first, last = bounds(s)
-        at = np.arange(n)
-        seg0 = np.maximum.accumulate(np.where(first, at, 0))  # each row's segment start
-        head = s[first]
-        pt, pv = np.empty_like(t), np.empty_like(v)  # the previous reading of the series
-        pt[1:], pv[1:] = t[:-1], v[:-1]
-        pt[first], pv[first] = self.last_ts[head], self.last_value[head]
+        # every series once, as at the devices' cadence: a reading's previous one is the state
+        single = bool(first.all())
+        if single:
+            pt, pv = self.last_ts[s], self.last_value[s]
+        else:
+            pt, pv = np.empty_like(t), np.empty_like(v)  # the previous reading of the series
+            pt[1:], pv[1:] = t[:-1], v[:-1]
+            head = s[first]
+            pt[first], pv[first] = self.last_ts[head], self.last_value[head]
         has_prev = pt != NEVER
         dt = np.where(has_prev, (t - pt) / S, np.inf)
         spike = has_prev & (np.abs(v - pv) > self.rate[s] * dt)
@@ -84,16 +87,24 @@ class Quality:
         gap = has_prev & (periods > self.gap_factor)
 
         # the run of equal values each reading ends: its first row in the batch, or state
-        changed = np.maximum.accumulate(np.where(has_prev & (v == pv), -1, at))
-        inside = changed >= seg0
-        start = np.where(inside, t[changed], self.run_start[s])
-        count = np.where(inside, at - changed + 1, self.run_count[s] + (at - seg0) + 1)
+        same = has_prev & (v == pv)
+        if single:
+            start = np.where(same, self.run_start[s], t)
+            count = np.where(same, self.run_count[s] + 1, 1)
+        else:
+            at = np.arange(n)
+            seg0 = np.maximum.accumulate(np.where(first, at, 0))  # each row's segment start
+            changed = np.maximum.accumulate(np.where(same, -1, at))
+            inside = changed >= seg0
+            start = np.where(inside, t[changed], self.run_start[s])
+            count = np.where(inside, at - changed + 1, self.run_count[s] + (at - seg0) + 1)
         flat_n = self.flat_n[s]
         stuck = (flat_n > 0) & (count >= flat_n) & (t - start >= self.flat_ns[s])
 
-        sl = s[last]
-        self.last_ts[sl], self.last_value[sl] = t[last], v[last]
-        self.run_start[sl], self.run_count[sl] = start[last], count[last]
+        la = slice(None) if single else last
+        sl = s[la]
+        self.last_ts[sl], self.last_value[sl] = t[la], v[la]
+        self.run_start[sl], self.run_count[sl] = start[la], count[la]
         bits = np.zeros(n, np.uint16)
         for j, (flag, mask) in enumerate(((FLAG_STUCK, stuck), (FLAG_SPIKE, spike),
                                           (FLAG_GAP, gap))):

@@ -88,6 +88,24 @@ def test_same_flags_in_one_batch_or_many(rows: list[tuple[int, int, float]],
     assert a.counts() == b.counts()
 
 
+@settings(max_examples=100, deadline=None)
+@given(streams)
+def test_each_series_once_per_batch_as_in_one_batch(rows: list[tuple[int, int, float]]) -> None:
+    """Batches holding each series at most once (the usual case, a shortcut) against one batch
+    of the whole stream: same flags, counts and state."""
+    cuts, seen = [], set()
+    for i, (s, _, _) in enumerate(rows):
+        if s in seen:
+            cuts.append(i)
+            seen.clear()
+        seen.add(s)
+    a, b = quality(), quality()
+    assert run(a, rows, []) == run(b, rows, cuts)
+    assert a.counts() == b.counts()
+    for k, v in a.state().items():
+        np.testing.assert_array_equal(v, b.state()[k], err_msg=k)
+
+
 @settings(max_examples=50, deadline=None)
 @given(streams, streams)
 def test_state_round_trip(first: list[tuple[int, int, float]],
