@@ -88,6 +88,9 @@ def running_pantau(broker: Mosquitto, influx: InfluxDB1, db: str, registry: Path
            "PANTAU_INFLUX_READ_PASSWORD": influx.reader.password,
            "PANTAU_REGISTRY": str(registry), "PANTAU_HTTP_LISTEN": http,
            "PANTAU_STATE_DIR": str(log.with_suffix(".state")), "PANTAU_LOG_LEVEL": "WARNING",
+           # Each run has its own client id: a week-long session would outlive the run and
+           # have the broker queue every later message for it, slowing each next phase.
+           "PANTAU_MQTT_SESSION_EXPIRY_S": "1",
            **extra}
     url = f"http://{http}"
     with open(log, "wb") as out:
