@@ -20,9 +20,9 @@ from ingest.lineproto import (
     bench,
     escape_key,
     escape_measurement,
-    format_floats,
     line_order,
 )
+from ingest.numtext import format_floats
 from ingest.reasons import Reason
 from processors.domain.derived import Tier
 
