@@ -235,8 +235,8 @@ class Chain:
         for p, stepping, defers in zip(self.steps, self._stepping, self._defers, strict=True):
             if defers:
                 p.defer(batch, order)  # type: ignore[attr-defined]
-            elif stepping:
-                p.step(batch, order)  # type: ignore[attr-defined]
+            elif stepping:  # flags flow on, as in `run` (flood leaves spikes out of its fit)
+                batch = p.step(batch, order).batch  # type: ignore[attr-defined]
 
     def replayed(self, *, catch_up: bool) -> None:
         """End of a replay: steps drop what they produced (tiers) and, unless it caught up

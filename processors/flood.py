@@ -9,7 +9,9 @@ Per gauge (a device with ``waspada_cm``, ``siaga_cm``, ``awas_cm`` in its params
   clock) and *left* only when the level falls below threshold k minus ``hysteresis_cm``;
   the stage is the highest active one (derived as ``flood_stage``);
 - rate of rise in cm/h: least-squares slope over the readings of the last ``rise_window_s``,
-  NaN until the window holds 3 readings spanning a quarter of it (``level_rise_cm_h``).
+  NaN until the window holds 3 readings spanning a quarter of it (``level_rise_cm_h``); made
+  robust by leaving out the readings the quality step flagged as spikes (`FLAG_SPIKE`; with
+  the default chain it runs before this one), so one bad echo does not swing the rate.
 
 Defaults: ``hysteresis_cm`` 5, ``min_duration_s`` 300, ``rise_window_s`` 1800. State (latches,
 the start of each run above a threshold, recent levels) is snapshotted with ``state()``, so a
@@ -21,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from devices.series import DerivedMetric, SeriesTable
-from ingest.batch import TelemetryBatch
+from ingest.batch import FLAG_SPIKE, TelemetryBatch
 from processors.domain.derived import Output, derived
 from processors.domain.rolling import History
 from processors.domain.segments import (
@@ -92,10 +94,12 @@ class FloodStage:
             return Output(batch)
         s, t, raw = batch.series[rows], batch.ts_ns[rows], batch.value[rows]
         level = np.where(self.from_distance[s], self.ref[s] - raw, raw)
-        span = self.history.add(s, t, level)
+        # a reading the quality step flagged as a spike stays out of the fit (NaN)
+        spike = (batch.flags[rows] & FLAG_SPIKE) != 0
+        span = self.history.add(s, t, np.where(spike, np.nan, level))
         lo = span.lower(self.window[s])
-        slope, covered = span.slope_per_s(lo)
-        enough = (span.pos - lo >= 2) & (covered * 4 * S >= self.window[s])
+        slope, covered, n = span.slope_per_s(lo)
+        enough = (n >= 3) & (covered * 4 * S >= self.window[s])
         rise = np.where(enough, slope * 3600.0, np.nan)
         stage = self._stage(s, t, level)
         dist, thr = self.from_distance[s], ~np.isnan(stage)

@@ -82,21 +82,24 @@ class Span:
             vmax[m] = np.maximum(maxs[j][a], maxs[j][b])
         return vmin, vmax
 
-    def slope_per_s(self, lo: IP) -> tuple[F64, F64]:
-        """Least-squares slope (value units per second) and time span (s) of each window."""
+    def slope_per_s(self, lo: IP) -> tuple[F64, F64, F64]:
+        """Least-squares slope (value units per second), time span (s) and number of readings
+        of each window; a NaN value in the history is a reading left out of the fit."""
         # Seconds since the series' first retained reading: small numbers keep the sums exact.
         first = np.ones(len(self.series), dtype=bool)
         first[1:] = self.series[1:] != self.series[:-1]
         idx0 = np.maximum.accumulate(np.where(first, np.arange(len(first)), 0))
-        t = (self.ts_ns - self.ts_ns[idx0]) / 1e9
-        n = (self.pos + 1 - lo).astype(np.float64)
-        st, sv = self.sum(t, lo), self.sum(self.value, lo)
-        stt, stv = self.sum(t * t, lo), self.sum(t * self.value, lo)
+        w = np.isfinite(self.value).astype(np.float64)
+        t = (self.ts_ns - self.ts_ns[idx0]) / 1e9 * w
+        v = np.where(w > 0, self.value, 0.0)
+        n = self.sum(w, lo)
+        st, sv = self.sum(t, lo), self.sum(v, lo)
+        stt, stv = self.sum(t * t, lo), self.sum(t * v, lo)
         den = n * stt - st * st
         with np.errstate(invalid="ignore", divide="ignore"):
             slope = np.where(den > 1e-12 * np.maximum(n * stt, 1.0), (n * stv - st * sv) / den,
                              np.nan)
-        return slope, (self.ts_ns[self.pos] - self.ts_ns[lo]) / 1e9
+        return slope, (self.ts_ns[self.pos] - self.ts_ns[lo]) / 1e9, n
 
 
 class History:

@@ -148,3 +148,26 @@ def test_state_round_trip_neither_resets_nor_refires(first: list[tuple[int, int,
     b, _ = run(late, [], g)
     assert a.keys() == b.keys()
     assert all(a[k] == pytest.approx(b[k], nan_ok=True) for k in a)
+
+
+def test_a_spike_flagged_by_quality_stays_out_of_the_rate_of_rise() -> None:
+    # 1 cm a minute for 40 minutes (60 cm/h), one echo 300 cm too high at minute 20: quality
+    # flags it (and the return) as spikes; the rise fit leaves the flagged readings out.
+    from pantau.settings import ProcessorSettings
+    from processors import ProcessorContext, build_chain
+    level = 100.0 + np.arange(40)
+    level[20] += 300.0
+    batch = TelemetryBatch.from_arrays(np.arange(40) * MIN, [L1] * 40, level)
+    chain = build_chain(["quality", "flood"], ProcessorContext(TABLE, settings=ProcessorSettings()))
+    plain = build_chain(["flood"], ProcessorContext(TABLE, settings=ProcessorSettings()))
+    assert chain.table is not None
+    rise_id = chain.table.derived[("level_rise_cm_h", False)][L1]
+
+    def rise(c: object) -> np.ndarray:
+        d = c.run(batch).derived  # type: ignore[attr-defined]
+        return d.value[d.series == rise_id]
+
+    robust, naive = rise(chain), rise(plain)
+    after = slice(-10, None)  # the last 10 minutes: the spike is inside the 30-minute window
+    assert np.allclose(robust[after], 60.0)
+    assert np.abs(naive[after] - 60.0).max() > 30.0  # the plain least squares is thrown off
