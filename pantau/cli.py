@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from ingest.errors import PantauError
 from pantau import __version__
-from pantau.settings import load_settings, reference
+from pantau.config import load_settings, reference
 
 EPILOG = """\
 Settings come from the TOML file given with --config (see config/pantau.example.toml) and are

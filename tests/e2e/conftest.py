@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 
 from pantau.app import run
+from pantau.config import load_settings
 from pantau.devstack import PANTAU_USER, InfluxDB1, Mosquitto, free_port
-from pantau.settings import load_settings
 
 _ids = itertools.count(1)
 

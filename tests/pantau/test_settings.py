@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pantau.settings import Secret, SettingsError, load_settings, reference
+from pantau.config import load_settings, reference
+from pantau.settings import Secret, SettingsError
 
 
 def test_defaults_need_no_file_and_no_environment() -> None:
