@@ -153,8 +153,9 @@ def _period(p: CalibrationPeriod) -> dict[str, Any]:
 def _recalibrate(args: argparse.Namespace, path: Path, settings: Settings) -> int:
     import asyncio
 
-    from devices.recalibrate import iso as t
-    from devices.recalibrate import load_old_registry, make_plan, parse_instant, run
+    from devices.recalibrate import run
+    from devices.recalibrate_plan import iso as t
+    from devices.recalibrate_plan import load_old_registry, make_plan, parse_instant
 
     until = parse_instant(args.until) if args.until else time.time_ns()
     plan = make_plan(load_old_registry(args.old_registry), load_registry(path), args.id,

@@ -13,12 +13,11 @@ import numpy as np
 import pytest
 
 from devices.calibration import CalibrationPeriod
-from devices.recalibrate import (
+from devices.recalibrate import Summary, _write
+from devices.recalibrate_plan import (
     END_NS,
     RecalibrationError,
     Segment,
-    Summary,
-    _write,
     differing_segments,
     iso,
     load_old_registry,
