@@ -47,9 +47,8 @@ def coalesce(tiers: list[Tier]) -> list[Tier]:
         if len(parts) == 1:
             out.append(parts[0])
             continue
-        cols = [np.concatenate([getattr(t, f) for t in parts])
-                for f in ("ts_ns", "series", "mean", "min", "max", "count")]
-        ts, series = cols[0], cols[1]
+        every = Tier.concat(res, parts)
+        ts, series = every.ts_ns, every.series
         width = res * 1_000_000_000
         bucket = (ts - ts.min()) // width
         span = int(bucket.max()) + 1
@@ -65,8 +64,7 @@ def coalesce(tiers: list[Tier]) -> list[Tier]:
             last = np.ones(len(order), bool)
             last[:-1] = ((series[order][1:] != series[order][:-1])
                          | (ts[order][1:] != ts[order][:-1]))
-        keep = order[last]
-        out.append(Tier(res, *(c[keep] for c in cols)))
+        out.append(every.take(order[last]))
     return out
 
 

@@ -126,9 +126,7 @@ class Tiers:
             parts.append(Tier(r, st["bucket"][idx], idx.astype(np.int32),
                               st["sum"][idx] / st["count"][idx], st["min"][idx],
                               st["max"][idx], st["count"][idx]))
-            tier = parts[0] if len(parts) == 1 else Tier(r, *(
-                np.concatenate([getattr(t, f) for t in parts])
-                for f in ("ts_ns", "series", "mean", "min", "max", "count")))
+            tier = Tier.concat(r, parts)
             if len(tier):
                 out.append(tier)
         return tuple(out)

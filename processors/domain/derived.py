@@ -17,10 +17,12 @@ Until the series table gives derived metrics ids, `metric_names` names them for 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from devices.series import SeriesTable
 from ingest.batch import TelemetryBatch
@@ -69,6 +71,20 @@ class Tier:
 
     def __len__(self) -> int:
         return len(self.ts_ns)
+
+    def take(self, rows: npt.NDArray[np.intp]) -> Tier:
+        return Tier(self.resolution_s, *(getattr(self, f)[rows] for f in TIER_COLUMNS))
+
+    @staticmethod
+    def concat(resolution_s: int, parts: Sequence[Tier]) -> Tier:
+        """The rows of ``parts`` (all of ``resolution_s``) in order, as one `Tier`."""
+        if len(parts) == 1:
+            return parts[0]
+        return Tier(resolution_s, *(np.concatenate([getattr(t, f) for t in parts])
+                                    for f in TIER_COLUMNS))
+
+
+TIER_COLUMNS = ("ts_ns", "series", "mean", "min", "max", "count")
 
 
 @dataclass(frozen=True, slots=True)
