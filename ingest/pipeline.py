@@ -4,8 +4,9 @@
         -> writer: processors -> sink: readings + derived rows in one write (retry, split
            refused batches) -> dead letters -> checkpoint (when due: tiers, state) -> acks
 
-Modules: this one (intake, batching, back-pressure, the writer loop, checkpoints, state),
-`ingest.writer` (retries, splits, tier writes), `ingest.rejections` (dead-letter records).
+Modules: this one (intake, batching, back-pressure, the writer loop), `ingest.writer`
+(retries, splits, tier writes), `ingest.rejections` (dead-letter records), `ingest.checkpoint`
+(the processors' counters, tiers and state snapshots).
 
 Guarantees:
 - A message is acknowledged only after every reading it carried was written (2xx) or
@@ -27,7 +28,8 @@ Guarantees:
   there in one pass, `processors.Chain.flush_tiers`), one row per bucket, written with the
   same retries (a tier whose retention policy or bucket is missing is skipped, counted and
   logged with the fix: tiers can be rebuilt from the readings, held-back readings cannot);
-  then the processors' state (`StateFile`), which `restore_state` loads on start.
+  then the processors' state (`StateFile`), which `restore_state` loads on start
+  (`ingest.checkpoint`).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from typing import Protocol
 import numpy as np
 
 from ingest.batch import TelemetryBatch
+from ingest.checkpoint import Checkpoints
 from ingest.deadletter import DeadLetter
 from ingest.decode import Decoder, Note, RowBuffer
 from ingest.reasons import Reason
@@ -50,11 +53,9 @@ from ingest.rejections import RateLimitedLog, Sealed, dead_letters
 from ingest.snapshot import StateFile
 from ingest.writer import Sink, Writer
 from pantau.metrics import DELAY_BUCKETS, Metrics
-from processors import Chain, ProcessorError
-from processors.domain.derived import Tier
+from processors import Chain
 
 log = logging.getLogger("pantau.pipeline")
-AQI_INCOMPLETE = "aqi_incomplete_"  # `processors.aqi.AirQuality.counts` keys
 
 
 class Broker(Protocol):
@@ -89,10 +90,6 @@ class Pipeline:
         """``on_stored(batch, received_ns)``: after a batch was written and dead-lettered,
         before its acks; ``received_ns[batch.origin]`` is each row's receive time."""
         self._decoder, self._chain, self._dl = decoder, chain, deadletter
-        self._state_file, self._snapshot_s = state_file, snapshot_interval_s
-        self._state_dirty = False
-        self._last_snapshot = time.monotonic()
-        self._pending_tiers: list[Tier] = []
         self._m, self._broker, self._clock = metrics, broker, clock
         self._batch_size, self._flush_s, self._max_pending = batch_size, flush_interval_s, \
             pending_batches
@@ -109,6 +106,8 @@ class Pipeline:
         self._rlog = RateLimitedLog()
         self._writer = Writer(sink, metrics, self._rlog, retry_min_s=retry_min_s,
                               retry_max_s=retry_max_s)
+        self._state = Checkpoints(chain, self._writer, metrics, self._rlog, state_file,
+                                  snapshot_interval_s)
         m = metrics
         self._c_msgs = m.counter("pantau_messages_received_total")
         self._c_acked = m.counter("pantau_messages_acked_total")
@@ -224,81 +223,21 @@ class Pipeline:
         then save the processors' state."""
         self._seal()
         await self._idle.wait()
-        await self._checkpoint(force=True, all_open=True)
+        await self._state.checkpoint(force=True, all_open=True)
 
-    # -- processor state --------------------------------------------------------------------
+    # -- processor state (`ingest.checkpoint`) ---------------------------------------------
     def restore_state(self) -> int | None:
-        """Load the processors' state snapshot, if any (before the first batch); returns
-        when it was saved (ns since the epoch), None when nothing was restored. A snapshot
-        of other series or another chain is set aside (renamed ``*.stale``), not used."""
-        if self._state_file is None or not self._chain.stateful:
-            return None
-        path = self._state_file.path
-        try:
-            saved_ns = path.stat().st_mtime_ns if path.exists() else 0
-            state = self._state_file.load()
-            if state is None:
-                log.info("no processor state in %s", path)
-                return None
-            restored = self._chain.restore(state)
-        except (OSError, ValueError, KeyError, ProcessorError) as e:
-            stale = path.with_name(path.name + ".stale")
-            log.warning("cannot restore processor state from %s (%s): starting fresh; the old "
-                        "file is kept as %s", path, e, stale)
-            if path.exists():
-                path.replace(stale)
-            return None
-        self.publish_counts()
-        log.info("restored processor state (%s) from %s", ", ".join(restored), path)
-        return saved_ns
-
-    async def _checkpoint(self, *, force: bool = False, all_open: bool = False) -> None:
-        """When due (every ``snapshot_interval_s``, or ``force``): write the pending tiers
-        (``all_open``: every open bucket too, see `processors.tiers`), then save the
-        processors' state. Tiers go with the state because a tier row is a
-        bucket's aggregate so far: coalescing batches writes each touched bucket once per
-        checkpoint instead of once per batch, and whatever a crash loses of them comes back
-        from the restored state with the bucket's next reading."""
-        now = time.monotonic()
-        if not force and now - self._last_snapshot < self._snapshot_s:
-            return
-        self._last_snapshot = now
-        self._pending_tiers += self._chain.flush_tiers(all_open=all_open)
-        if self._pending_tiers:
-            pending, self._pending_tiers = self._pending_tiers, []
-            await self._writer.tiers(pending)
-        if self._state_file is None or not self._state_dirty:
-            return
-        t0 = time.perf_counter()
-        try:
-            # The writer awaits the save, so no batch mutates the arrays meanwhile.
-            size = await asyncio.to_thread(self._state_file.save, self._chain.state())
-        except (OSError, ValueError) as e:
-            self._m.counter("pantau_state_snapshot_errors_total").inc()
-            self._rlog.warning("state", "cannot save processor state to %s: %s",
-                               self._state_file.path, e)
-            return
-        self._state_dirty = False
-        self._m.counter("pantau_state_snapshots_total").inc()
-        self._m.histogram("pantau_state_snapshot_seconds").observe(time.perf_counter() - t0)
-        self._m.gauge("pantau_state_snapshot_bytes").set(size)
+        """See `Checkpoints.restore`."""
+        return self._state.restore()
 
     def publish_counts(self) -> None:
-        """Publish the processors' counters (after each batch, a restore or a warm-up)."""
-        for key, n in self._chain.counts().items():
-            if key.startswith(AQI_INCOMPLETE):  # aqi_incomplete_<pollutant>[_nowcast]
-                pollutant = key.removeprefix(AQI_INCOMPLETE)
-                average = "nowcast" if pollutant.endswith("_nowcast") else "subindex"
-                self._m.counter("pantau_aqi_incomplete_total", average=average,
-                                pollutant=pollutant.removesuffix("_nowcast")).value = n
-            else:
-                self._m.counter("pantau_quality_flags_total", kind=key).value = n
+        """See `Checkpoints.publish_counts`."""
+        self._state.publish_counts()
 
     async def _handle(self, sealed: Sealed) -> None:
         t0 = time.perf_counter()
         out = self._chain.run(sealed.batch, defer_tiers=True)
         self._h_process.observe(time.perf_counter() - t0)
-        self._state_dirty = True
         batch = out.batch
         stored = batch.ok
         raw = batch.take(stored)
@@ -315,8 +254,7 @@ class Pipeline:
         self._c_derived.inc(n_derived - n_refused_derived)
         if n_refused_derived:
             self._m.counter("pantau_derived_refused_total").inc(n_refused_derived)
-        self._pending_tiers += out.tiers
-        self.publish_counts()
+        self._state.processed(out.tiers)
         records = dead_letters(sealed, batch, self._decoder.table, self._m, self._rlog)
         while True:
             try:
@@ -326,7 +264,7 @@ class Pipeline:
                 log.error("cannot write the dead-letter file %s: %s; retrying", self._dl.path, e)
                 await asyncio.sleep(self._retry_max)
         self._m.counter("pantau_deadletter_records_total").inc(len(records))
-        await self._checkpoint()
+        await self._state.checkpoint()
         written = batch.ok & (batch.origin >= 0)
         n_written = int(np.count_nonzero(written))
         if n_written:
