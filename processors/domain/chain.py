@@ -1,0 +1,227 @@
+"""`Chain`: processors applied in order, with what the stateful ones add (derived rows, tiers,
+state snapshots, the warm-up's replay). Built by `processors.build_chain`."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from devices.series import SeriesTable
+from ingest.batch import TelemetryBatch
+from ingest.errors import PantauError
+from processors.domain.derived import Derived, Output, Tier
+from processors.domain.segments import IP, State, sort_order
+
+QUALITY = "q"  # every raw series may carry `<metric>_q`: its quality flags, when any is set
+
+
+class Processor(Protocol):
+    def process(self, batch: TelemetryBatch) -> TelemetryBatch: ...
+
+
+class ProcessorError(PantauError):
+    """A processor chain names an unknown processor, or its state cannot be restored."""
+
+
+@dataclass(frozen=True, slots=True)
+class Processed:
+    """What a chain made of a batch: the readings (flags and status set), the derived rows
+    (origin -1, finite, OK; series ids from the chain's table) and the tiers."""
+
+    batch: TelemetryBatch
+    derived: TelemetryBatch
+    tiers: tuple[Tier, ...] = ()
+
+
+class Chain:
+    """Processors applied in order; itself a `Processor`.
+
+    ``table`` is the series table extended with every derived metric the steps promise (and
+    ``<metric>_q`` for each raw series): the one the sink encodes with. Not thread-safe: one
+    writer calls `run` (or `process`), `state` and `restore`.
+    """
+
+    def __init__(self, steps: Sequence[Processor], names: Sequence[str] = (),
+                 table: SeriesTable | None = None) -> None:
+        self.steps = tuple(steps)
+        self.names = tuple(names) or tuple(type(p).__name__.lower() for p in self.steps)
+        self._stepping = tuple(callable(getattr(p, "step", None)) for p in self.steps)
+        self.stateful = {n: p for n, p in zip(self.names, self.steps, strict=True)
+                         if callable(getattr(p, "state", None))}
+        self.table = table
+        self._fingerprint: str | None = None
+        self._defers = tuple(callable(getattr(p, "defer", None)) for p in self.steps)
+
+    def process(self, batch: TelemetryBatch) -> TelemetryBatch:
+        for step in self.steps:
+            batch = step.process(batch)
+        return batch
+
+    def run(self, batch: TelemetryBatch, *, defer_tiers: bool = False) -> Processed:
+        """Every step over ``batch``; derived values become rows of the chain's table.
+
+        ``defer_tiers``: steps that can (`processors.tiers.Tiers`) only set the batch's rows
+        aside, and `flush_tiers` returns their tiers later, for all those batches at once (what
+        the pipeline does, writing tiers at checkpoints); otherwise each batch's tiers are in
+        ``Processed.tiers``. Use one way for the life of a chain."""
+        derived: list[Derived] = []
+        tiers: list[Tier] = []
+        order: IP | None = None  # the batch sorted by (series, ts), shared by the steps
+        sorted_by: tuple[object, object] = (None, None)
+        for p, stepping, defers in zip(self.steps, self._stepping, self._defers, strict=True):
+            if stepping:
+                if sorted_by[0] is not batch.ts_ns or sorted_by[1] is not batch.series:
+                    order, sorted_by = sort_order(batch), (batch.ts_ns, batch.series)
+                if defer_tiers and defers:
+                    batch = p.defer(batch, order)  # type: ignore[attr-defined]
+                    continue
+                out: Output = p.step(batch, order)  # type: ignore[attr-defined]
+                batch = out.batch
+                derived += out.derived
+                tiers += out.tiers
+            else:
+                batch = p.process(batch)
+        return Processed(batch, self._rows(batch, derived), tuple(tiers))
+
+    def flush_tiers(self, *, all_open: bool = False) -> list[Tier]:
+        """The tier rows due after the batches run with ``defer_tiers`` since the last call
+        (`processors.tiers.Tiers.flush`: closed buckets, open ones due for a rewrite, or with
+        ``all_open`` every open bucket not yet written in full)."""
+        out: list[Tier] = []
+        for p, defers in zip(self.steps, self._defers, strict=True):
+            if defers:
+                out += p.flush(all_open=all_open)  # type: ignore[attr-defined]
+        return out
+
+    def _rows(self, batch: TelemetryBatch, derived: list[Derived]) -> TelemetryBatch:
+        if self.table is None:
+            return TelemetryBatch.empty()
+        ts, series, value = [], [], []
+        for d in derived:  # one array operation per derived output, never per row
+            ids = self.table.derived.get((d.name, d.per_series))
+            if ids is None or not len(d):
+                continue
+            sid = ids[d.source]
+            keep = (sid >= 0) & np.isfinite(d.value)
+            ts.append(d.ts_ns[keep])
+            series.append(sid[keep])
+            value.append(d.value[keep])
+        q = self.table.derived.get((QUALITY, True))
+        if q is not None and len(batch):
+            flagged = np.flatnonzero((batch.flags != 0) & batch.ok & (batch.origin >= 0))
+            ts.append(batch.ts_ns[flagged])
+            series.append(q[batch.series[flagged]])
+            value.append(batch.flags[flagged].astype(np.float64))
+        if not ts:
+            return TelemetryBatch.empty()
+        return TelemetryBatch.from_arrays(np.concatenate(ts), np.concatenate(series),
+                                          np.concatenate(value))
+
+    # -- warm-up from stored readings (`ingest.warmup`) ---------------------------------------
+    def lookback_s(self) -> npt.NDArray[np.float64]:
+        """Per raw series, how far back a replay must start to rebuild the steps' state
+        (0: no step keeps state for it)."""
+        raw = self.table.raw if self.table is not None else 0
+        need = np.zeros(raw)
+        for p in self.steps:
+            fn = getattr(p, "lookback_s", None)
+            if callable(fn):
+                need = np.maximum(need, np.asarray(fn(), np.float64)[:raw])
+        return need
+
+    def seen_ts(self) -> npt.NDArray[np.int64]:
+        """Per raw series, the oldest of the latest timestamps the steps that keep state for it
+        have seen (`processors.domain.segments.NEVER` when one has seen none): a reading the
+        state does not include yet is newer than this. A step's latest timestamps are its
+        ``last_ts`` or ``history.last_ts`` array."""
+        raw = self.table.raw if self.table is not None else 0
+        seen = np.full(raw, np.iinfo(np.int64).max, np.int64)
+        for p in self.steps:
+            fn = getattr(p, "lookback_s", None)
+            last = getattr(p, "last_ts", getattr(getattr(p, "history", None), "last_ts", None))
+            if callable(fn) and last is not None:
+                mine = np.asarray(fn())[:raw] > 0
+                seen[mine] = np.minimum(seen[mine], np.asarray(last)[:raw][mine])
+        return seen
+
+    def seeds(self) -> dict[str, list[Any]]:
+        """Derived field -> the steps seeded from its last stored value before a replay."""
+        out: dict[str, list[Any]] = {}
+        for p in self.steps:
+            for name in getattr(p, "seeds", tuple)():
+                out.setdefault(name, []).append(p)
+        return out
+
+    def replay(self, batch: TelemetryBatch) -> None:
+        """Advance the stateful steps over stored readings (already calibrated and checked,
+        so the stateless steps are skipped); what they derive is not kept (it is stored)."""
+        order = sort_order(batch)
+        for p, stepping, defers in zip(self.steps, self._stepping, self._defers, strict=True):
+            if defers:
+                p.defer(batch, order)  # type: ignore[attr-defined]
+            elif stepping:  # flags flow on, as in `run` (flood leaves spikes out of its fit)
+                batch = p.step(batch, order).batch  # type: ignore[attr-defined]
+
+    def replayed(self, *, catch_up: bool) -> None:
+        """End of a replay: steps drop what they produced (tiers) and, unless it caught up
+        after a restored snapshot (``catch_up``), what they counted (quality)."""
+        for p in self.steps:
+            fn = getattr(p, "replayed", None)
+            if callable(fn):
+                fn(catch_up=catch_up)
+
+    def counts(self) -> dict[str, int]:
+        """Counters kept by the steps (e.g. `Quality.counts`), for ``/metrics``."""
+        out: dict[str, int] = {}
+        for p in self.steps:
+            fn = getattr(p, "counts", None)
+            if callable(fn):
+                out.update(fn())
+        return out
+
+    # -- state ---------------------------------------------------------------------------
+    def fingerprint(self) -> str:
+        """Identifies what a snapshot's arrays are indexed by: the raw series and the chain."""
+        if self._fingerprint is None:  # the table and steps never change: hash them once
+            self._fingerprint = self._hash()
+        return self._fingerprint
+
+    def _hash(self) -> str:
+        h = hashlib.sha256()
+        if self.table is not None:
+            for s in range(self.table.raw):
+                h.update("/".join(self.table.key(s)).encode() + b"\n")
+        h.update(",".join(self.names).encode())
+        return h.hexdigest()
+
+    def state(self) -> State:
+        """Every stateful step's arrays, as ``<step>/<key>`` (the arrays are not copied)."""
+        out: State = {"fingerprint": np.array(self.fingerprint())}
+        for name, p in self.stateful.items():
+            for k, a in p.state().items():  # type: ignore[attr-defined]
+                out[f"{name}/{k}"] = a
+        return out
+
+    def restore(self, state: State) -> list[str]:
+        """Restore the steps found in ``state``; returns the names of those restored.
+
+        Raises `ProcessorError` when the snapshot was taken for other series or another
+        chain (then nothing was restored and the steps keep their fresh state)."""
+        found = str(state.get("fingerprint", np.array("")))
+        if found != self.fingerprint():
+            raise ProcessorError("the state snapshot belongs to another registry or processor "
+                                 "chain (series or steps changed)")
+        restored = []
+        for name, p in self.stateful.items():
+            prefix = f"{name}/"
+            part: dict[str, Any] = {k[len(prefix):]: v for k, v in state.items()
+                                    if k.startswith(prefix)}
+            if part:
+                p.restore(part)  # type: ignore[attr-defined]
+                restored.append(name)
+        return restored
