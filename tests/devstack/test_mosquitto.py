@@ -159,9 +159,16 @@ def _collect_session(mqtt_client: Any, broker: Mosquitto) -> list[bytes]:
 def test_queued_messages_survive_a_broker_restart(mqtt_client: Any, spawn: Any,
                                                   tmp_path: Path, how: str) -> None:
     broker = spawn(Mosquitto(tmp_path, users=stack_users([])))
-    _queue_for_offline_session(mqtt_client, broker, 50)
+    _queue_for_offline_session(mqtt_client, broker, 50)  # every publish acknowledged
     if how == "kill":
-        time.sleep(broker.autosave_interval + 1.0)  # a kill -9 keeps only the last snapshot
+        # A kill -9 keeps only the last snapshot: wait for one taken after the messages were
+        # queued (due within autosave_interval; polled, since a loaded machine delays it).
+        queued = time.time()
+        db = broker.data_dir / "mosquitto.db"
+        deadline = queued + broker.autosave_interval + 15.0
+        while not (db.exists() and db.stat().st_mtime > queued + 0.01):
+            assert time.time() < deadline, "Mosquitto wrote no snapshot after the messages"
+            time.sleep(0.1)
         broker.kill()
     else:
         broker.stop()  # a clean stop writes the snapshot
