@@ -129,6 +129,12 @@ class SeriesTable:
     def __len__(self) -> int:
         return len(self.metric)
 
+    def interval_s(self) -> npt.NDArray[np.float64]:
+        """Per series, its device's reporting interval in seconds (computed on each call:
+        processors take it once, at construction)."""
+        per_device = np.array([d.interval_s for d in self.devices], np.float64)
+        return per_device[self.device_index] if len(self.device_index) else np.empty(0)
+
     def key(self, series: int) -> tuple[str, str]:
         """(device id, metric) of one series id, for messages and tests."""
         return self.devices[int(self.device_index[series])].id, self.metric[series]

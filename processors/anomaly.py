@@ -42,8 +42,7 @@ class Anomaly:
         n = len(table)
         self.alpha, self.threshold, self.warmup = alpha, threshold, warmup
         self.selected = np.array([metrics is None or m in metrics for m in table.metric], bool)
-        self.interval_s = np.array([d.interval_s for d in table.devices], np.float64)[
-            table.device_index] if n else np.empty(0)
+        self.interval_s = table.interval_s()
         self.mean = np.full(n, np.nan)
         self.var = np.zeros(n)
         self.count = np.zeros(n, np.int64)

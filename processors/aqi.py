@@ -60,9 +60,7 @@ class AirQuality:
         self.own = self.pollutant >= 0
         self.metric = table.metric
         self.device = table.device_index
-        interval = np.array([d.interval_s for d in table.devices], np.float64)
-        self.need = c.readings_needed(interval[table.device_index]) if n else \
-            np.empty(0, np.int64)
+        self.need = c.readings_needed(table.interval_s()) if n else np.empty(0, np.int64)
         self.history = History(n, 24 * H)
         self.sub = np.full(n, np.nan)
         self.sub_ts = np.full(n, NEVER, np.int64)

@@ -52,8 +52,7 @@ class Quality:
         self.flat_n = np.array([flatline.get(m, (0, 0.0))[0] for m in table.metric], np.int64)
         self.flat_ns = np.array([int(flatline.get(m, (0, 0.0))[1] * S) for m in table.metric],
                                 np.int64)
-        self.interval_s = np.array([d.interval_s for d in table.devices], np.float64)[
-            table.device_index] if n else np.empty(0)
+        self.interval_s = table.interval_s()
         self.gap_factor = gap_factor
         self.last_ts = np.full(n, NEVER, np.int64)
         self.last_value = np.full(n, np.nan)

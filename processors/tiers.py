@@ -67,8 +67,7 @@ class Tiers:
         self.refresh_ns = {r: r * S // refresh for r in self.resolutions}
         self.last_ts = np.full(n, NEVER, np.int64)
         self.clock = NEVER  # the data clock: the newest timestamp of any fresh reading
-        interval = (np.array([d.interval_s for d in table.devices], np.float64)[
-            table.device_index] if n else np.empty(0))
+        interval = table.interval_s()
         # per resolution: the series it covers (None: all of them)
         self.covers: dict[int, B | None] = {
             r: None if (interval < r).all() else interval < r for r in self.resolutions}
