@@ -44,19 +44,18 @@ class Checkpoints:
         self._pending_tiers += tiers
         self.publish_counts()
 
-    def restore(self) -> int | None:
-        """Load the processors' state snapshot, if any (before the first batch); returns
-        when it was saved (ns since the epoch), None when nothing was restored. A snapshot
-        of other series or another chain is set aside (renamed ``*.stale``), not used."""
+    def restore(self) -> bool:
+        """Load the processors' state snapshot, if any (before the first batch); whether one
+        was restored. A snapshot of other series or another chain is set aside (renamed
+        ``*.stale``), not used."""
         if self._file is None or not self._chain.stateful:
-            return None
+            return False
         path = self._file.path
         try:
-            saved_ns = path.stat().st_mtime_ns if path.exists() else 0
             state = self._file.load()
             if state is None:
                 log.info("no processor state in %s", path)
-                return None
+                return False
             restored = self._chain.restore(state)
         except (OSError, ValueError, KeyError, ProcessorError) as e:
             stale = path.with_name(path.name + ".stale")
@@ -64,10 +63,10 @@ class Checkpoints:
                         "file is kept as %s", path, e, stale)
             if path.exists():
                 path.replace(stale)
-            return None
+            return False
         self.publish_counts()
         log.info("restored processor state (%s) from %s", ", ".join(restored), path)
-        return saved_ns
+        return True
 
     async def checkpoint(self, *, force: bool = False, all_open: bool = False) -> None:
         """When due (every ``snapshot_interval_s``, or ``force``): write the pending tiers

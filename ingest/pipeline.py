@@ -226,7 +226,7 @@ class Pipeline:
         await self._state.checkpoint(force=True, all_open=True)
 
     # -- processor state (`ingest.checkpoint`) ---------------------------------------------
-    def restore_state(self) -> int | None:
+    def restore_state(self) -> bool:
         """See `Checkpoints.restore`."""
         return self._state.restore()
 

@@ -39,9 +39,9 @@ def load_configured_registry(settings: Settings) -> Registry:
     return load_registry(settings.registry or default_registry_path())
 
 
-async def warm_up_state(chain: Chain, settings: Settings, saved_ns: int | None) -> None:
+async def warm_up_state(chain: Chain, settings: Settings, restored: bool) -> None:
     """Replay stored readings into the processors (`ingest.warmup`): the last hours when no
-    snapshot was restored (``saved_ns`` None), what it may lack when one was (catch-up).
+    snapshot was restored, what it may lack when one was (``restored``: the catch-up).
     A failure is logged, and ingest starts with the state it has."""
     max_s = settings.processors.warmup_max_s
     inf = settings.influx
@@ -52,7 +52,7 @@ async def warm_up_state(chain: Chain, settings: Settings, saved_ns: int | None) 
                  "compatibility API; set influx.read_username/read_password (a v1 "
                  "authorisation with read access) and influx.database (the DBRP name)")
         return
-    catch_up = saved_ns is not None
+    catch_up = restored
     what = "catching up after the snapshot" if catch_up else "no usable snapshot"
     try:
         async with InfluxQLReader(inf) as reader:
