@@ -71,7 +71,8 @@ async def warm_up(chain: Chain, reader: InfluxQLReader, *, now_ns: int, max_s: f
     seen = chain.seen_ts() if catch_up else None
     try:
         for kind in kinds:
-            series = np.flatnonzero((device_kind == kind) & (need > 0))
+            of_kind = device_kind == kind
+            series = np.flatnonzero(of_kind & (need > 0))
             if not len(series):
                 continue
             fields = sorted({table.metric[s] for s in series})
@@ -80,7 +81,7 @@ async def warm_up(chain: Chain, reader: InfluxQLReader, *, now_ns: int, max_s: f
                 start = max(start, int(seen[series].min()))
             src = f"{rp}{q_ident(kind)}"
             if not catch_up:
-                await _seed(chain, reader, src, kind, start, report)
+                await _seed(chain, reader, src, of_kind, start, report)
             n = await _replay(chain, reader, src, fields, start, page_size, report)
             report.per_kind[kind] = n
             devices = len({int(table.device_index[s]) for s in series})
@@ -92,19 +93,20 @@ async def warm_up(chain: Chain, reader: InfluxQLReader, *, now_ns: int, max_s: f
     return report
 
 
-async def _seed(chain: Chain, reader: InfluxQLReader, src: str, kind: str, start: int,
-                report: WarmupReport) -> None:
+async def _seed(chain: Chain, reader: InfluxQLReader, src: str, of_kind: npt.NDArray[np.bool_],
+                start: int, report: WarmupReport) -> None:
+    """Seed the steps from the last stored value of each derived field they name, for the
+    devices of one kind (``of_kind``: a mask over the raw series)."""
     table = chain.table
     assert table is not None
+    index = {d.id: i for i, d in enumerate(table.devices)}
     for name, steps in chain.seeds().items():
         ids = table.derived.get((name, False))
-        if ids is None or not any(table.devices[int(table.device_index[s])].kind == kind
-                                  for s in np.flatnonzero(ids[:table.raw] >= 0)):
+        if ids is None or not (ids[:table.raw] >= 0)[of_kind].any():
             continue
         answer = await reader.series(f"SELECT last({q_ident(name)}) FROM {src} "
                                      f"WHERE time < {start} GROUP BY \"device\"")
         report.queries += 1
-        index = {d.id: i for i, d in enumerate(table.devices)}
         found = [(index[s["tags"]["device"]], s["values"][0][1]) for s in answer
                  if s.get("tags", {}).get("device") in index and s["values"]]
         if not found:
