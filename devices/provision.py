@@ -7,7 +7,7 @@
   keeps its password, so regenerating after ``devices add`` changes nothing for the others.
   Devices no longer in the registry are dropped.
 - ``passwd`` (mode 0600): Mosquitto's ``password_file``, one ``$7$`` PBKDF2-SHA512 line per user
-  (`pantau.devstack.mosquitto.password_line`, what ``mosquitto_passwd -b`` writes).
+  (`devices.credentials.password_line`, what ``mosquitto_passwd -b`` writes).
 - ``acl`` (mode 0600): Mosquitto's ``acl_file``. A device may write exactly
   ``<prefix>/<its site>/<its id>/telemetry`` and ``.../status`` (its LWT) and nothing else, not
   even read; the ingest user reads ``<prefix>/#`` and writes ``<prefix>/deadletter/#``.
@@ -28,9 +28,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.errors import PantauError
+from devices.credentials import PANTAU_USER, new_password, password_line
 from devices.registry import Device, Registry
-from ingest.errors import PantauError
-from pantau.devstack.mosquitto import PANTAU_USER, new_password, password_line
 
 
 class ProvisionError(PantauError):

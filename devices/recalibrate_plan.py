@@ -3,7 +3,7 @@
 `make_plan` compares the registry the data was written with (``old``) and the current one
 (``new``) for one device and finds, per metric, the time segments where their dated
 calibration disagrees (`differing_segments`); `recalibrated` maps stored values of a segment
-from the old factors to the new ones. `devices.recalibrate` reads and writes the points.
+from the old factors to the new ones. `ingest.recalibrate` reads and writes the points.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import numpy.typing as npt
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from core.errors import PantauError
 from devices.calibration import CalibrationPeriod, factors
 from devices.registry import Device, Metric, Registry, RegistryError, load_registry, parse_registry
-from ingest.errors import PantauError
 
 END_NS = np.iinfo(np.int64).max          # an open-ended period or --until
 _ALWAYS_NS = int(np.iinfo(np.int64).min)  # plain gain/offset: in force at every time

@@ -29,9 +29,9 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from core.errors import PantauError
 from devices.calibration import CalibrationPeriod, parse_calibration
 from devices.device_fields import parse_device_fields
-from ingest.errors import PantauError
 
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")

@@ -35,9 +35,9 @@ from typing import TypeVar
 
 import numpy as np
 
+from core.batch import TelemetryBatch
 from devices.series import SeriesTable
 from devices.status_db import CAUSES, STATUSES, HistoryRow, StatusDB, Transition
-from ingest.batch import TelemetryBatch
 
 log = logging.getLogger("pantau.status")
 __all__ = ["CAUSES", "STATUSES", "DeviceState", "StatusStore", "Transition"]

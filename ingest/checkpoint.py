@@ -15,12 +15,25 @@ import asyncio
 import logging
 import time
 
+from core.metrics import Metrics
 from ingest.rejections import RateLimitedLog
 from ingest.snapshot import StateFile
 from ingest.writer import Writer
-from pantau.metrics import Metrics
 from processors import Chain, ProcessorError
 from processors.domain.derived import Tier
+
+HELP: dict[str, tuple[str, str]] = {  # this module's metrics (`Metrics.describe`)
+    "pantau_aqi_incomplete_total": ("counter", "Air-quality readings left without a sub-index "
+                                    "(average=subindex) or NowCast because the averaging window "
+                                    "was incomplete, by pollutant."),
+    "pantau_quality_flags_total": ("counter", "Readings flagged by the quality processor, by "
+                                   "kind (stuck, spike, gap; missed = reports counted missing)."),
+    "pantau_state_snapshots_total": ("counter", "Processor state snapshots saved."),
+    "pantau_state_snapshot_errors_total": ("counter", "Processor state snapshots that failed "
+                                           "(logged; ingest goes on)."),
+    "pantau_state_snapshot_seconds": ("histogram", "Duration of a state snapshot."),
+    "pantau_state_snapshot_bytes": ("gauge", "Size of the last state snapshot."),
+}
 
 log = logging.getLogger("pantau.pipeline")
 AQI_INCOMPLETE = "aqi_incomplete_"  # `processors.aqi.AirQuality.counts` keys
@@ -32,6 +45,7 @@ class Checkpoints:
     def __init__(self, chain: Chain, writer: Writer, metrics: Metrics, rlog: RateLimitedLog,
                  state_file: StateFile | None, snapshot_interval_s: float) -> None:
         self._chain, self._writer, self._m, self._rlog = chain, writer, metrics, rlog
+        metrics.describe(HELP)
         self._file, self._snapshot_s = state_file, snapshot_interval_s
         self._dirty = False
         self._last_snapshot = time.monotonic()

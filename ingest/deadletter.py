@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ingest.reasons import Reason
+from core.reasons import Reason
 
 
 @dataclass(slots=True)

@@ -21,8 +21,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.reasons import Reason
 from devices.series import SeriesTable
-from ingest.reasons import Reason
 from ingest.timestamps import TimestampError, to_ns
 
 _json_decode = json.JSONDecoder().decode

@@ -1,10 +1,8 @@
-"""The root of the ingest package's exceptions."""
+"""The ingest package's exceptions."""
 
 from __future__ import annotations
 
-
-class PantauError(Exception):
-    """Root of every error Pantau raises on purpose; the message carries its context."""
+from core.errors import PantauError
 
 
 class SinkError(PantauError):

@@ -14,8 +14,8 @@ from typing import Any
 
 import aiohttp
 
-from ingest.errors import PantauError
-from pantau.settings import InfluxSettings
+from core.errors import PantauError
+from ingest.settings import InfluxSettings
 
 
 class QueryError(PantauError):

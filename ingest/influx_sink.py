@@ -49,11 +49,11 @@ from influxdb_client.client.write_api_async import WriteApiAsync
 from influxdb_client.domain.write_precision import WritePrecision
 from influxdb_client.rest import ApiException
 
+from core.batch import TelemetryBatch
 from devices.series import SeriesTable
-from ingest.batch import TelemetryBatch
 from ingest.errors import SinkError
 from ingest.lineproto import LineEncoder, TierEncoder
-from pantau.settings import InfluxSettings
+from ingest.settings import InfluxSettings
 from processors.domain.derived import Tier
 from processors.windows import window_label
 

@@ -35,8 +35,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from core.batch import TelemetryBatch
 from devices.series import SeriesTable
-from ingest.batch import TelemetryBatch
 from ingest.numtext import format_floats, int_digits, lead, records, void, voids
 
 if TYPE_CHECKING:

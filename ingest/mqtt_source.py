@@ -33,9 +33,16 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from core.metrics import Metrics
 from ingest.mqtt_client import LeanClient
-from pantau.metrics import Metrics
-from pantau.settings import MqttSettings
+from ingest.settings import MqttSettings
+
+HELP: dict[str, tuple[str, str]] = {  # this module's metrics (`Metrics.describe`)
+    "pantau_mqtt_connected": ("gauge", "1 while connected to the broker."),
+    "pantau_mqtt_reconnects_total": ("counter", "Connection attempts after the first."),
+    "pantau_mqtt_acks_skipped_total": ("counter", "Acks not sent because the connection that "
+                                       "delivered the message is gone (the broker redelivers)."),
+}
 
 log = logging.getLogger("pantau.mqtt")
 
@@ -54,6 +61,7 @@ class MqttSource:
         self._s = settings
         self.handler = handler  # may be replaced before `run` (the pipeline is built later)
         self._m = metrics
+        metrics.describe(HELP)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._acks: list[int] = []

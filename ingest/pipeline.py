@@ -44,16 +44,41 @@ from typing import Protocol
 
 import numpy as np
 
-from ingest.batch import TelemetryBatch
+from core.batch import TelemetryBatch
+from core.metrics import DELAY_BUCKETS, Metrics
+from core.reasons import Reason
 from ingest.checkpoint import Checkpoints
 from ingest.deadletter import DeadLetter
 from ingest.decode import Decoder, Note, RowBuffer
-from ingest.reasons import Reason
 from ingest.rejections import RateLimitedLog, Sealed, dead_letters
 from ingest.snapshot import StateFile
 from ingest.writer import Sink, Writer
-from pantau.metrics import DELAY_BUCKETS, Metrics
 from processors import Chain
+
+HELP: dict[str, tuple[str, str]] = {  # this module's metrics (`Metrics.describe`)
+    "pantau_messages_received_total": ("counter", "MQTT messages received (telemetry+status)."),
+    "pantau_messages_acked_total": ("counter", "Messages acknowledged to the broker after "
+                                    "their readings were written or dead-lettered."),
+    "pantau_messages_rejected_total": ("counter", "Whole messages rejected, by reason."),
+    "pantau_messages_unacked": ("gauge", "Messages received and not yet acknowledged."),
+    "pantau_status_messages_total": ("counter", "Device status (LWT) messages, by status."),
+    "pantau_readings_received_total": ("counter", "Readings decoded from accepted messages "
+                                       "(including those rejected one by one)."),
+    "pantau_readings_written_total": ("counter", "Readings written to the database (2xx)."),
+    "pantau_readings_rejected_total": ("counter", "Readings dead-lettered, by reason."),
+    "pantau_readings_duplicate_total": ("counter", "Exact duplicate readings stored once."),
+    "pantau_readings_in_flight": ("gauge", "Readings decoded and not yet written or rejected."),
+    "pantau_ingest_delay_seconds": ("histogram", "From a reading's device timestamp to its "
+                                    "successful write (includes device clock offset)."),
+    "pantau_queue_batches": ("gauge", "Sealed batches waiting for the writer."),
+    "pantau_reading_paused": ("gauge", "1 while MQTT reading is paused by back-pressure."),
+    "pantau_deadletter_records_total": ("counter", "Records appended to the dead-letter file."),
+    "pantau_derived_written_total": ("counter", "Derived values (flood stage, indices, "
+                                     "z-scores, quality flags) written beside the readings."),
+    "pantau_derived_refused_total": ("counter", "Derived values the database refused (logged, "
+                                     "not dead-lettered: they are not readings)."),
+    "pantau_process_seconds": ("histogram", "Time spent in the processor chain per batch."),
+}
 
 log = logging.getLogger("pantau.pipeline")
 
@@ -91,6 +116,7 @@ class Pipeline:
         before its acks; ``received_ns[batch.origin]`` is each row's receive time."""
         self._decoder, self._chain, self._dl = decoder, chain, deadletter
         self._m, self._broker, self._clock = metrics, broker, clock
+        metrics.describe(HELP)
         self._batch_size, self._flush_s, self._max_pending = batch_size, flush_interval_s, \
             pending_batches
         self._retry_min, self._retry_max = retry_min_s, retry_max_s

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.batch import TelemetryBatch
+from core.metrics import Metrics
+from core.reasons import DESCRIPTIONS, Reason
 from devices.series import SeriesTable
-from ingest.batch import TelemetryBatch
 from ingest.deadletter import DeadLetterRecord, Rejected
 from ingest.decode import Note
-from ingest.reasons import DESCRIPTIONS, Reason
-from pantau.metrics import Metrics
 
 log = logging.getLogger("pantau.pipeline")
 

@@ -12,12 +12,10 @@ from __future__ import annotations
 import os
 import zipfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
-State = dict[str, npt.NDArray[Any]]
+from core.state import State
 
 
 class StateFile:

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from ingest.batch import TelemetryBatch
+from core.batch import TelemetryBatch
 from ingest.influx_query import InfluxQLReader, q_ident
 from processors import Chain
 

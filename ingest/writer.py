@@ -20,11 +20,24 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from ingest.batch import TelemetryBatch
+from core.batch import TelemetryBatch
+from core.metrics import SIZE_BUCKETS, Metrics
 from ingest.errors import SinkError
 from ingest.rejections import RateLimitedLog
-from pantau.metrics import SIZE_BUCKETS, Metrics
 from processors.domain.derived import Tier
+
+HELP: dict[str, tuple[str, str]] = {  # this module's metrics (`Metrics.describe`)
+    "pantau_batch_readings": ("histogram", "Readings per write batch."),
+    "pantau_write_seconds": ("histogram", "Duration of successful database writes."),
+    "pantau_write_retries_total": ("counter", "Retryable write failures (retried), by kind."),
+    "pantau_write_splits_total": ("counter", "Batches split to isolate points the database "
+                                  "refused."),
+    "pantau_tier_points_written_total": ("counter", "Downsampled tier rows written, by "
+                                         "resolution."),
+    "pantau_tier_writes_skipped_total": ("counter", "Tier writes skipped because the database "
+                                         "refused them or the tier's retention policy or bucket "
+                                         "is missing, by resolution."),
+}
 
 log = logging.getLogger("pantau.pipeline")
 
@@ -75,6 +88,7 @@ class Writer:
     def __init__(self, sink: Sink, metrics: Metrics, rlog: RateLimitedLog, *,
                  retry_min_s: float = 0.2, retry_max_s: float = 15.0) -> None:
         self._sink, self._m, self._rlog = sink, metrics, rlog
+        metrics.describe(HELP)
         self._retry_min, self._retry_max = retry_min_s, retry_max_s
         self.sink_ok = True
         self.last_sink_error = ""

@@ -14,6 +14,7 @@ import signal
 import time
 from pathlib import Path
 
+from core.metrics import Metrics
 from devices.registry import Registry, default_registry_path, load_registry
 from devices.series import SeriesTable
 from devices.status import StatusStore
@@ -26,7 +27,6 @@ from ingest.pipeline import Pipeline
 from ingest.snapshot import StateFile
 from ingest.warmup import warm_up
 from pantau.http_api import Check, build_app, start_http
-from pantau.metrics import Metrics
 from pantau.settings import Settings
 from processors import Chain, ProcessorContext, build_chain
 

@@ -8,7 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from ingest.errors import PantauError
+from core.errors import PantauError
 from pantau import __version__
 from pantau.config import load_settings, reference
 
@@ -35,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
                    "(`pantau bench --help`)", add_help=False)
     chk = sub.add_parser("check", help="validate the settings and the device registry, then exit")
     chk.add_argument("--config", metavar="FILE", help="settings TOML file")
-    from devices.commands import add_parsers
+    from pantau.devices_cli import add_parsers
     add_parsers(sub)  # `pantau devices ...`, `pantau simulate`
     return p
 
@@ -72,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(run(settings))
             return 0
         if args.command in ("devices", "simulate"):
-            from devices.commands import run_command
+            from pantau.devices_cli import run_command
             return run_command(args, settings)
     except PantauError as e:
         print(f"pantau: error: {e}", file=sys.stderr)

@@ -14,9 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pantau.settings import Secret, Settings, SettingsError
-
-SECTIONS = ("mqtt", "influx", "ingest", "processors", "http")
+from core.settings import Secret, SettingsError
+from pantau.settings import Settings
 
 
 def _is_section(tp: Any) -> bool:

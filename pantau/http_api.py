@@ -3,7 +3,7 @@
 - ``GET /healthz``: 200 while the process runs.
 - ``GET /readyz``: 200 when the broker is connected and the database answers, else 503; the
   JSON body says which check failed and why.
-- ``GET /metrics``: Prometheus text format (see `pantau.metrics.HELP`).
+- ``GET /metrics``: Prometheus text format (see `core.metrics.HELP`).
 - ``GET /api/devices?kind=&site=&status=``: ``[{"id", "kind", "site", "lat", "lon", "name",
   "interval_s", "status", "last_seen", "battery_v", "metrics": [{"name", "unit"}]}]``;
   each filter takes one value or several separated by commas; an unknown value is a 400.
@@ -27,9 +27,9 @@ from typing import Any
 
 from aiohttp import web
 
+from core.metrics import Metrics
 from devices.registry import Device, Registry
 from devices.status import STATUSES, DeviceState, StatusStore
-from pantau.metrics import Metrics
 
 MAX_HISTORY = 1000
 

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from devices.series import DerivedMetric, SeriesTable
-from pantau.settings import ProcessorSettings
 from processors.anomaly import Anomaly
 from processors.aqi import AirQuality
 from processors.calibration import Calibration
@@ -30,6 +29,7 @@ from processors.domain.chain import QUALITY, Chain, Processed, Processor, Proces
 from processors.flood import FloodStage
 from processors.quality import Quality
 from processors.range_check import RangeCheck
+from processors.settings import ProcessorSettings
 from processors.tiers import Tiers
 from processors.windows import Windows
 

@@ -14,14 +14,14 @@ from collections.abc import Collection
 
 import numpy as np
 
+from core.batch import FLAG_ANOMALY, TelemetryBatch
+from core.state import State
 from devices.series import DerivedMetric, SeriesTable
-from ingest.batch import FLAG_ANOMALY, TelemetryBatch
 from processors.domain.derived import Output, derived
 from processors.domain.segments import (
     F64,
     IP,
     NEVER,
-    State,
     affine_scan,
     ends,
     fresh_rows,

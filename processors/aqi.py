@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from core.batch import TelemetryBatch
+from core.state import State
 from devices.series import DerivedMetric, SeriesTable
-from ingest.batch import TelemetryBatch
 from processors.domain import aqi_completeness as c
 from processors.domain import aqi_tables as t
 from processors.domain.derived import Derived, Output, derived
 from processors.domain.rolling import History
-from processors.domain.segments import F64, I32, I64, IP, NEVER, B, State, ends, fresh_rows
+from processors.domain.segments import F64, I32, I64, IP, NEVER, B, ends, fresh_rows
 
 H = c.H
 POLLUTANTS = ("pm25", "pm10", "so2", "co", "o3", "no2", "hc")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.batch import TelemetryBatch
 from devices.series import SeriesTable
-from ingest.batch import TelemetryBatch
 
 
 @dataclass(frozen=True, slots=True)

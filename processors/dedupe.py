@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ingest.batch import TelemetryBatch
-from ingest.reasons import Reason
+from core.batch import TelemetryBatch
+from core.reasons import Reason
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from core.batch import FLAG_SPIKE, TelemetryBatch
+from core.state import State
 from devices.series import DerivedMetric, SeriesTable
-from ingest.batch import FLAG_SPIKE, TelemetryBatch
 from processors.domain.derived import Output, derived
 from processors.domain.rolling import History
 from processors.domain.segments import (
@@ -33,7 +34,6 @@ from processors.domain.segments import (
     IP,
     NEVER,
     B,
-    State,
     ends,
     fresh_rows,
     last_true_index,

@@ -23,10 +23,11 @@ from dataclasses import replace
 
 import numpy as np
 
+from core.batch import FLAG_GAP, FLAG_SPIKE, FLAG_STUCK, TelemetryBatch
+from core.state import State
 from devices.series import SeriesTable
-from ingest.batch import FLAG_GAP, FLAG_SPIKE, FLAG_STUCK, TelemetryBatch
 from processors.domain.derived import Output
-from processors.domain.segments import F64, I32, I64, IP, NEVER, State, bounds, fresh_rows
+from processors.domain.segments import F64, I32, I64, IP, NEVER, bounds, fresh_rows
 
 S = 1_000_000_000
 COUNTS = ("stuck", "spike", "gap", "missed")

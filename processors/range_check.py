@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.batch import FLAG_OUT_OF_RANGE, TelemetryBatch
+from core.reasons import Reason
 from devices.series import SeriesTable
-from ingest.batch import FLAG_OUT_OF_RANGE, TelemetryBatch
-from ingest.reasons import Reason
 
 
 @dataclass(frozen=True, slots=True)

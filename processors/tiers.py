@@ -35,8 +35,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from core.batch import TelemetryBatch
+from core.state import State
 from devices.series import SeriesTable
-from ingest.batch import TelemetryBatch
 from processors.domain.derived import Output, Tier
 from processors.domain.segments import (
     F64,
@@ -45,7 +46,6 @@ from processors.domain.segments import (
     IP,
     NEVER,
     B,
-    State,
     bounds,
     ends,
     fresh_rows,

@@ -14,11 +14,12 @@ from collections.abc import Collection, Sequence
 
 import numpy as np
 
+from core.batch import TelemetryBatch
+from core.state import State
 from devices.series import DerivedMetric, SeriesTable
-from ingest.batch import TelemetryBatch
 from processors.domain.derived import Derived, Output, derived
 from processors.domain.rolling import History
-from processors.domain.segments import F64, IP, State, fresh_rows
+from processors.domain.segments import F64, IP, fresh_rows
 
 STATS = ("mean", "min", "max", "count", "last")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ingest.errors import PantauError
+from core.errors import PantauError
 
 
 class SimulatorError(PantauError):

@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 
+from core.metrics import Histogram
 from pantau.bench.load import bare_subscriber, publish
 from pantau.devstack import PANTAU_USER, InfluxDB1, Mosquitto, free_port, stack_users
-from pantau.metrics import Histogram
 
 
 def _registry(path: Path, n: int) -> list[tuple[str, str]]:

@@ -36,14 +36,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from core.batch import TelemetryBatch
 from devices.registry import load_registry
 from devices.series import SeriesTable
-from ingest.batch import TelemetryBatch
 from ingest.lineproto import LineEncoder, TierEncoder
 from ingest.writer import coalesce
-from pantau.settings import ProcessorSettings, Settings
+from pantau.settings import Settings
 from processors import ProcessorContext, build_chain
 from processors.domain.derived import Tier
+from processors.settings import ProcessorSettings
 
 if TYPE_CHECKING:
     from pantau.devstack import InfluxDB1, Mosquitto

@@ -7,14 +7,13 @@ brought back on the same ports and data by `start()`. ``python -m pantau.devstac
 runs a whole stack in the foreground and writes ``D/env.sh`` for Pantau.
 """
 
+from devices.credentials import PANTAU_USER, new_password
 from pantau.devstack._process import DevstackError, free_port
 from pantau.devstack.influx import InfluxDB1, InfluxError, InfluxUser
 from pantau.devstack.mosquitto import (
     ADMIN_USER,
-    PANTAU_USER,
     Mosquitto,
     default_acl,
-    new_password,
     stack_users,
 )
 from pantau.devstack.packages import ALL_PACKAGES, ensure_packages, missing_packages

@@ -17,10 +17,11 @@ import sys
 import threading
 from pathlib import Path
 
+from core.errors import PantauError
+from devices.credentials import PANTAU_USER
 from devices.registry import default_registry_path, load_registry
-from ingest.errors import PantauError
 from pantau.devstack.influx import InfluxDB1
-from pantau.devstack.mosquitto import ADMIN_USER, PANTAU_USER, Mosquitto, stack_users
+from pantau.devstack.mosquitto import ADMIN_USER, Mosquitto, stack_users
 from pantau.devstack.packages import ALL_PACKAGES, ensure_packages
 
 

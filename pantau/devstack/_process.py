@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Self
 
-from ingest.errors import PantauError
+from core.errors import PantauError
 
 
 class DevstackError(PantauError):

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlencode
 
+from devices.credentials import new_password
 from pantau.devstack._http import Response, request
 from pantau.devstack._process import Daemon, DevstackError, free_port, writable_dir
-from pantau.devstack.mosquitto import new_password
 from pantau.devstack.packages import binary
 
 Role = Literal["admin", "writer", "reader"]

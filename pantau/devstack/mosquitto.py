@@ -7,19 +7,15 @@ directory (sessions and queued messages) survives restarts while credentials sta
 
 from __future__ import annotations
 
-import base64
 import getpass
-import hashlib
-import secrets
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from urllib.parse import quote
 
+from devices.credentials import PANTAU_USER, new_password, password_line
 from pantau.devstack._process import Daemon, DevstackError, free_port, port_open, writable_dir
 from pantau.devstack.packages import binary
 
-#: The ingest service's MQTT identity.
-PANTAU_USER = "pantau"
 #: The all-topics identity of the test-suite and of an operator debugging the stack.
 ADMIN_USER = "pantau-test-admin"
 
@@ -38,11 +34,6 @@ DEFAULT_MAX_INFLIGHT = 20000
 #: When a session's queue is full, Mosquitto drops the newest message while still PUBACKing
 #: the publisher (DESIGN.md, "Known traps").
 DEFAULT_MAX_QUEUED = 1_000_000
-
-
-def new_password() -> str:
-    """A random URL-safe password (128 bits)."""
-    return secrets.token_urlsafe(16)
 
 
 def stack_users(device_ids: Iterable[str]) -> dict[str, str]:
@@ -75,17 +66,6 @@ def default_acl(*, pantau_user: str = PANTAU_USER, admin_user: str = ADMIN_USER,
         f"pattern write {prefix}/+/%u/status",
         "",
     ])
-
-
-def password_line(username: str, password: str, *, iterations: int = 101) -> str:
-    """One `password_file` line in Mosquitto 2's `$7$` format (PBKDF2-SHA512, 12-byte salt),
-    what ``mosquitto_passwd -b`` writes, without a process per user."""
-    if not username or ":" in username or "\n" in username:
-        raise DevstackError(f"MQTT username {username!r} is empty or contains ':' or a newline")
-    salt = secrets.token_bytes(12)
-    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
-    b64 = base64.b64encode
-    return f"{username}:$7${iterations}${b64(salt).decode()}${b64(digest).decode()}"
 
 
 class Mosquitto(Daemon):

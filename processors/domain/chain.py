@@ -11,11 +11,12 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from core.batch import TelemetryBatch
+from core.errors import PantauError
+from core.state import State
 from devices.series import SeriesTable
-from ingest.batch import TelemetryBatch
-from ingest.errors import PantauError
 from processors.domain.derived import Derived, Output, Tier
-from processors.domain.segments import IP, State, sort_order
+from processors.domain.segments import IP, sort_order
 
 QUALITY = "q"  # every raw series may carry `<metric>_q`: its quality flags, when any is set
 

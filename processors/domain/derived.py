@@ -24,9 +24,10 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from core.batch import TelemetryBatch
+from core.state import State
 from devices.series import SeriesTable
-from ingest.batch import TelemetryBatch
-from processors.domain.segments import F64, I32, I64, State
+from processors.domain.segments import F64, I32, I64
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from processors.domain.segments import F64, I32, I64, IP, NEVER, State, ends, starts
+from core.state import State
+from processors.domain.segments import F64, I32, I64, IP, NEVER, ends, starts
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,14 +13,13 @@ from typing import Any, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from ingest.batch import TelemetryBatch
+from core.batch import TelemetryBatch
 
 I64 = npt.NDArray[np.int64]
 I32 = npt.NDArray[np.int32]
 F64 = npt.NDArray[np.float64]
 B = npt.NDArray[np.bool_]
 IP = npt.NDArray[np.intp]
-State = dict[str, npt.NDArray[Any]]
 A = TypeVar("A", bound=npt.NDArray[Any])
 
 NEVER = np.iinfo(np.int64).min

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.batch import TelemetryBatch
+from core.reasons import Reason
 from devices.registry import parse_registry
 from devices.series import SeriesTable
 from devices.status import StatusStore
-from ingest.batch import TelemetryBatch
-from ingest.reasons import Reason
 
 S = 1_000_000_000
 T0 = 1_800_000_000 * S

@@ -17,8 +17,8 @@ import psutil
 from paho.mqtt.enums import CallbackAPIVersion
 
 from devices.registry import default_registry_path, load_registry
+from ingest.settings import parse_mqtt_url
 from pantau.devstack._http import request
-from pantau.settings import parse_mqtt_url
 
 
 def _env(path: Path) -> dict[str, str]:

@@ -12,13 +12,14 @@ from typing import Any
 import numpy as np
 import pytest
 
+from core.batch import TelemetryBatch
+from core.settings import Secret
 from devices.registry import load_registry
 from devices.series import SeriesTable
-from ingest.batch import TelemetryBatch
 from ingest.influx_sink import InfluxV1Sink
+from ingest.settings import InfluxSettings
 from pantau.cli import main
 from pantau.devstack import InfluxDB1
-from pantau.settings import InfluxSettings, Secret
 
 REGISTRY = """\
 sites:

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
+from core.reasons import Reason
 from devices.registry import default_registry_path, load_registry
 from devices.series import SeriesTable
 from ingest.decode import Decoder, RowBuffer
-from ingest.reasons import Reason
 
 NOW_S = 1_795_836_000  # 2026-11-28T03:20:00Z
 NOW = NOW_S * 1_000_000_000

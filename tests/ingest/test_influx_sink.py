@@ -13,15 +13,16 @@ import numpy as np
 import pytest
 from aiohttp import web
 
+from core.batch import TelemetryBatch
+from core.reasons import Reason
+from core.settings import Secret
 from devices.registry import Device, Metric, Registry, Site
 from devices.series import SeriesTable
-from ingest.batch import TelemetryBatch
 from ingest.errors import SinkError
 from ingest.influx_sink import InfluxV1Sink, InfluxV2Sink, http_error, make_sink, retry_after_s
-from ingest.reasons import Reason
+from ingest.settings import InfluxSettings
 from pantau.devstack import InfluxDB1, VictoriaMetrics
 from pantau.devstack._process import free_port
-from pantau.settings import InfluxSettings, Secret
 
 _ids = itertools.count()
 

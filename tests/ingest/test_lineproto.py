@@ -10,9 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.batch import TelemetryBatch
+from core.reasons import Reason
 from devices.registry import Device, Metric, Registry, Site
 from devices.series import SeriesTable
-from ingest.batch import TelemetryBatch
 from ingest.lineproto import (
     TIER_STATS,
     LineEncoder,
@@ -23,7 +24,6 @@ from ingest.lineproto import (
     line_order,
 )
 from ingest.numtext import format_floats
-from ingest.reasons import Reason
 from processors.domain.derived import Tier
 
 T0 = 1_700_000_000_000_000_000

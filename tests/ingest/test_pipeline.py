@@ -7,13 +7,13 @@ import asyncio
 import json
 from pathlib import Path
 
+from core.batch import TelemetryBatch
+from core.metrics import Metrics
 from devices.registry import default_registry_path, load_registry
 from devices.series import SeriesTable
-from ingest.batch import TelemetryBatch
 from ingest.deadletter import DeadLetter
 from ingest.decode import Decoder
 from ingest.pipeline import Pipeline
-from pantau.metrics import Metrics
 from processors import ProcessorContext, build_chain
 
 NOW_S = 1_795_836_000

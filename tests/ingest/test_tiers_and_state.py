@@ -10,14 +10,15 @@ import numpy as np
 import pytest
 from aiohttp import web
 
+from core.settings import Secret
 from devices.registry import Device, Metric, Registry, Site
 from devices.series import SeriesTable
 from ingest.errors import SinkError
 from ingest.influx_sink import InfluxV1Sink, make_sink, tier_setup, tier_target
 from ingest.lineproto import TierEncoder
+from ingest.settings import InfluxSettings
 from ingest.snapshot import StateFile
 from pantau.devstack import InfluxDB1, VictoriaMetrics, free_port
-from pantau.settings import InfluxSettings, Secret
 from processors.domain.derived import Tier
 
 TABLE = SeriesTable.from_registry(Registry(sites=(Site("k", "K", 0, 0),), devices=(

@@ -9,15 +9,17 @@ import time
 import numpy as np
 import pytest
 
+from core.batch import TelemetryBatch
+from core.settings import Secret
 from devices.registry import parse_registry
 from devices.series import SeriesTable
-from ingest.batch import TelemetryBatch
 from ingest.influx_query import InfluxQLReader, QueryError
 from ingest.influx_sink import make_sink
+from ingest.settings import InfluxSettings
 from ingest.warmup import warm_up
 from pantau.devstack import InfluxDB1
-from pantau.settings import InfluxSettings, ProcessorSettings, Secret
 from processors import Chain, ProcessorContext, build_chain
+from processors.settings import ProcessorSettings
 
 S, MIN = 1_000_000_000, 60_000_000_000
 CHAIN = ("calibration", "range_check", "dedupe", "quality", "flood", "aqi", "anomaly", "tiers",

@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from core.batch import TelemetryBatch
+from core.metrics import Metrics
 from devices.registry import parse_registry
 from devices.series import SeriesTable
 from devices.status import StatusStore
-from ingest.batch import TelemetryBatch
 from pantau.http_api import Check, build_app, iso
-from pantau.metrics import Metrics
 
 S = 1_000_000_000
 T0 = 1_800_000_000 * S

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from core.settings import Secret, SettingsError
 from pantau.config import load_settings, reference
-from pantau.settings import Secret, SettingsError
 
 
 def test_defaults_need_no_file_and_no_environment() -> None:
@@ -90,7 +90,7 @@ def test_example_config_loads() -> None:
 
 
 def test_readme_lists_every_rejection_reason() -> None:
-    from ingest.reasons import Reason
+    from core.reasons import Reason
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     for r in Reason:
         if r.is_rejection:

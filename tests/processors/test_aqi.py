@@ -15,9 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.batch import TelemetryBatch
 from devices.registry import parse_registry
 from devices.series import SeriesTable
-from ingest.batch import TelemetryBatch
 from processors.aqi import POLLUTANTS, AirQuality
 from processors.domain.aqi_tables import ppb_to_ugm3
 from processors.domain.derived import Output

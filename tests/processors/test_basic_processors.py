@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from core.batch import FLAG_OUT_OF_RANGE, TelemetryBatch
+from core.reasons import Reason
 from devices.registry import parse_registry
 from devices.series import SeriesTable
-from ingest.batch import FLAG_OUT_OF_RANGE, TelemetryBatch
-from ingest.reasons import Reason
 from processors import PROCESSORS, ProcessorContext, ProcessorError, build_chain
 from processors.calibration import Calibration
 from processors.dedupe import Dedupe
@@ -88,15 +88,24 @@ def test_unknown_processor_is_a_clear_error() -> None:
         build_chain(["calibration", "nope"], ProcessorContext(TABLE))
 
 
-def test_every_processor_module_is_registered_and_documented() -> None:
+#: Modules of `processors` that are not processors: its settings section and the machinery.
+SUPPORT = {"settings", "domain"}
+
+
+def test_every_processor_module_is_registered_documented_and_tested() -> None:
     import pkgutil
+    from pathlib import Path
 
     import processors
-    modules = {m.name for m in pkgutil.iter_modules(processors.__path__)}
-    assert modules <= set(PROCESSORS) | {"_"}, f"unregistered: {modules - set(PROCESSORS)}"
+    modules = {m.name for m in pkgutil.iter_modules(processors.__path__)} - SUPPORT
+    assert modules <= set(PROCESSORS), f"unregistered: {modules - set(PROCESSORS)}"
+    tests = {p: p.read_text() for p in Path(__file__).parent.glob("test_*.py")}
     for name in PROCESSORS:
         mod = __import__(f"processors.{name}", fromlist=["x"])
         assert mod.__doc__ and len(mod.__doc__) > 20, f"processors/{name}.py needs a docstring"
+        testing = [p.name for p, text in tests.items() if p.name != "test_chain.py"
+                   and f"from processors.{name} import" in text]
+        assert testing, f"processors/{name}.py has no test module in tests/processors/"
 
 
 def test_batch_rejects_ragged_arrays() -> None:

@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from core.batch import FLAG_SPIKE, TelemetryBatch
 from devices.registry import parse_registry
 from devices.series import DerivedMetric, SeriesTable
-from ingest.batch import FLAG_SPIKE, TelemetryBatch
 from ingest.writer import coalesce
-from pantau.settings import ProcessorSettings
 from processors import PROCESSORS, ProcessorContext, ProcessorError, build_chain
 from processors.domain.derived import Tier
+from processors.settings import ProcessorSettings
 
 MIN = 60_000_000_000
 REGISTRY = parse_registry({

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.batch import TelemetryBatch
 from devices.registry import parse_registry
 from devices.series import SeriesTable
-from ingest.batch import TelemetryBatch
 from processors.domain.derived import Output
 from processors.flood import FloodStage
 
@@ -153,8 +153,8 @@ def test_state_round_trip_neither_resets_nor_refires(first: list[tuple[int, int,
 def test_a_spike_flagged_by_quality_stays_out_of_the_rate_of_rise() -> None:
     # 1 cm a minute for 40 minutes (60 cm/h), one echo 300 cm too high at minute 20: quality
     # flags it (and the return) as spikes; the rise fit leaves the flagged readings out.
-    from pantau.settings import ProcessorSettings
     from processors import ProcessorContext, build_chain
+    from processors.settings import ProcessorSettings
     level = 100.0 + np.arange(40)
     level[20] += 300.0
     batch = TelemetryBatch.from_arrays(np.arange(40) * MIN, [L1] * 40, level)

@@ -8,9 +8,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.batch import FLAG_OUT_OF_RANGE, TelemetryBatch
 from devices.registry import parse_registry
 from devices.series import SeriesTable
-from ingest.batch import FLAG_OUT_OF_RANGE, TelemetryBatch
 from processors.quality import FLAG_GAP, FLAG_SPIKE, FLAG_STUCK, Quality
 
 MIN = 60_000_000_000

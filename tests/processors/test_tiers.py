@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.batch import TelemetryBatch
 from devices.registry import parse_registry
 from devices.series import SeriesTable
-from ingest.batch import TelemetryBatch
 from processors.domain.derived import Tier
 from processors.tiers import Tiers
 

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.batch import TelemetryBatch
+from core.reasons import Reason
 from devices.registry import parse_registry
 from devices.series import SeriesTable
-from ingest.batch import TelemetryBatch
-from ingest.reasons import Reason
 from processors.domain.derived import Output
 from processors.windows import Windows, window_label
 

@@ -8,7 +8,7 @@ from typing import Self
 import numpy as np
 import numpy.typing as npt
 
-from ingest.reasons import Reason
+from core.reasons import Reason
 
 I64 = npt.NDArray[np.int64]
 I32 = npt.NDArray[np.int32]

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from core.batch import TelemetryBatch
 from devices.recalibrate_plan import (
     END_NS,
     Plan,
@@ -34,11 +35,10 @@ from devices.recalibrate_plan import (
 )
 from devices.registry import Registry
 from devices.series import SeriesTable
-from ingest.batch import TelemetryBatch
 from ingest.errors import SinkError
 from ingest.influx_query import InfluxQLReader, q_ident
 from ingest.influx_sink import make_sink
-from pantau.settings import InfluxSettings
+from ingest.settings import InfluxSettings
 
 
 @dataclass(slots=True)

@@ -14,10 +14,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.errors import PantauError
 from devices.calibration import CalibrationPeriod
 from devices.catalogue import NewDevice, add_device, remove_device
 from devices.registry import Device, Registry, default_registry_path, load_registry
-from ingest.errors import PantauError
 
 if TYPE_CHECKING:
     from devices.simulator import Message
@@ -153,9 +153,9 @@ def _period(p: CalibrationPeriod) -> dict[str, Any]:
 def _recalibrate(args: argparse.Namespace, path: Path, settings: Settings) -> int:
     import asyncio
 
-    from devices.recalibrate import run
     from devices.recalibrate_plan import iso as t
     from devices.recalibrate_plan import load_old_registry, make_plan, parse_instant
+    from ingest.recalibrate import run
 
     until = parse_instant(args.until) if args.until else time.time_ns()
     plan = make_plan(load_old_registry(args.old_registry), load_registry(path), args.id,

@@ -1,66 +1,20 @@
 """A small in-process metrics registry rendered in the Prometheus text format (``/metrics``).
 
 Metrics are created on first use: ``metrics.counter("pantau_x_total", reason="nan").inc()``.
-Every name must have a line in `HELP`, so that what `/metrics` shows is documented.
+Every name must first be described (`Metrics.describe`, its kind and HELP text), so that what
+``/metrics`` shows is documented. The help texts live with the module that counts: each
+component describes its own metrics when it is built, and no table here lists them.
 """
 
 from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
-
-HELP: dict[str, tuple[str, str]] = {
-    "pantau_messages_received_total": ("counter", "MQTT messages received (telemetry+status)."),
-    "pantau_messages_acked_total": ("counter", "Messages acknowledged to the broker after "
-                                    "their readings were written or dead-lettered."),
-    "pantau_messages_rejected_total": ("counter", "Whole messages rejected, by reason."),
-    "pantau_messages_unacked": ("gauge", "Messages received and not yet acknowledged."),
-    "pantau_status_messages_total": ("counter", "Device status (LWT) messages, by status."),
-    "pantau_readings_received_total": ("counter", "Readings decoded from accepted messages "
-                                       "(including those rejected one by one)."),
-    "pantau_readings_written_total": ("counter", "Readings written to the database (2xx)."),
-    "pantau_readings_rejected_total": ("counter", "Readings dead-lettered, by reason."),
-    "pantau_readings_duplicate_total": ("counter", "Exact duplicate readings stored once."),
-    "pantau_readings_in_flight": ("gauge", "Readings decoded and not yet written or rejected."),
-    "pantau_batch_readings": ("histogram", "Readings per write batch."),
-    "pantau_write_seconds": ("histogram", "Duration of successful database writes."),
-    "pantau_ingest_delay_seconds": ("histogram", "From a reading's device timestamp to its "
-                                    "successful write (includes device clock offset)."),
-    "pantau_write_retries_total": ("counter", "Retryable write failures (retried), by kind."),
-    "pantau_write_splits_total": ("counter", "Batches split to isolate points the database "
-                                  "refused."),
-    "pantau_queue_batches": ("gauge", "Sealed batches waiting for the writer."),
-    "pantau_reading_paused": ("gauge", "1 while MQTT reading is paused by back-pressure."),
-    "pantau_deadletter_records_total": ("counter", "Records appended to the dead-letter file."),
-    "pantau_mqtt_connected": ("gauge", "1 while connected to the broker."),
-    "pantau_mqtt_reconnects_total": ("counter", "Connection attempts after the first."),
-    "pantau_mqtt_acks_skipped_total": ("counter", "Acks not sent because the connection that "
-                                       "delivered the message is gone (the broker redelivers)."),
-    "pantau_derived_written_total": ("counter", "Derived values (flood stage, indices, "
-                                     "z-scores, quality flags) written beside the readings."),
-    "pantau_derived_refused_total": ("counter", "Derived values the database refused (logged, "
-                                     "not dead-lettered: they are not readings)."),
-    "pantau_tier_points_written_total": ("counter", "Downsampled tier rows written, by "
-                                         "resolution."),
-    "pantau_tier_writes_skipped_total": ("counter", "Tier writes skipped because the database "
-                                         "refused them or the tier's retention policy or bucket "
-                                         "is missing, by resolution."),
-    "pantau_aqi_incomplete_total": ("counter", "Air-quality readings left without a sub-index "
-                                    "(average=subindex) or NowCast because the averaging window "
-                                    "was incomplete, by pollutant."),
-    "pantau_quality_flags_total": ("counter", "Readings flagged by the quality processor, by "
-                                   "kind (stuck, spike, gap; missed = reports counted missing)."),
-    "pantau_process_seconds": ("histogram", "Time spent in the processor chain per batch."),
-    "pantau_state_snapshots_total": ("counter", "Processor state snapshots saved."),
-    "pantau_state_snapshot_errors_total": ("counter", "Processor state snapshots that failed "
-                                           "(logged; ingest goes on)."),
-    "pantau_state_snapshot_seconds": ("histogram", "Duration of a state snapshot."),
-    "pantau_state_snapshot_bytes": ("gauge", "Size of the last state snapshot."),
-}
 
 DEFAULT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 SIZE_BUCKETS = (1, 10, 100, 500, 1000, 2500, 5000, 10000, 25000, 50000)
@@ -146,10 +100,27 @@ class Metrics:
 
     def __init__(self) -> None:
         self._m: dict[tuple[str, tuple[tuple[str, str], ...]], Counter | Gauge | Histogram] = {}
+        self._help: dict[str, tuple[str, str]] = {}
+
+    def describe(self, help_texts: Mapping[str, tuple[str, str]]) -> None:
+        """Declare metrics: name -> (kind, HELP text), kind being counter, gauge or histogram.
+
+        Describing a name again with the same text is a no-op (several components of one kind
+        share a registry); a different text for a described name is a programming error."""
+        for name, (kind, text) in help_texts.items():
+            if kind not in ("counter", "gauge", "histogram"):
+                raise ValueError(f"metric {name!r}: unknown kind {kind!r}")
+            old = self._help.setdefault(name, (kind, text))
+            if old != (kind, text):
+                raise ValueError(f"metric {name!r} described twice, differently")
+
+    def described(self) -> dict[str, tuple[str, str]]:
+        """Every described metric: name -> (kind, HELP text)."""
+        return dict(self._help)
 
     def _get(self, name: str, labels: dict[str, str], make: type, *args: object) -> object:
-        if name not in HELP:
-            raise KeyError(f"metric {name!r} has no HELP entry in pantau.metrics")
+        if name not in self._help:
+            raise KeyError(f"metric {name!r} was not described (Metrics.describe)")
         key = (name, tuple(sorted(labels.items())))
         m = self._m.get(key)
         if m is None:
@@ -180,7 +151,7 @@ class Metrics:
     def render(self) -> str:
         out: list[str] = []
         for name in sorted({n for n, _ in self._m}):
-            kind, help_text = HELP[name]
+            kind, help_text = self._help[name]
             out.append(f"# HELP {name} {help_text}")
             out.append(f"# TYPE {name} {kind}")
             for (n, labels), m in sorted(self._m.items(), key=lambda kv: kv[0]):

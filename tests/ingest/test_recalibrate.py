@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.batch import TelemetryBatch
 from devices.calibration import CalibrationPeriod
-from devices.recalibrate import Summary, _write
 from devices.recalibrate_plan import (
     END_NS,
     RecalibrationError,
@@ -27,8 +27,8 @@ from devices.recalibrate_plan import (
     recalibrated,
 )
 from devices.registry import Metric, Registry, load_registry
-from ingest.batch import TelemetryBatch
 from ingest.errors import SinkError
+from ingest.recalibrate import Summary, _write
 from pantau.cli import main
 
 
