@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import PantauError
+from devices import topics
 from devices.credentials import PANTAU_USER, new_password, password_line
 from devices.registry import Device, Registry
 
@@ -50,8 +51,7 @@ class Provisioned:
 
 def device_topics(device: Device, prefix: str = "pantau") -> tuple[str, str]:
     """(telemetry, status) topics of one device."""
-    base = f"{prefix}/{device.site}/{device.id}"
-    return f"{base}/telemetry", f"{base}/status"
+    return topics.device_topics(prefix, device.site, device.id)
 
 
 def render_acl(registry: Registry, *, prefix: str = "pantau", ingest_user: str = PANTAU_USER,

@@ -36,6 +36,7 @@ from typing import TypeVar
 import numpy as np
 
 from core.batch import TelemetryBatch
+from devices import topics
 from devices.series import SeriesTable
 from devices.status_db import CAUSES, STATUSES, HistoryRow, StatusDB, Transition
 
@@ -154,10 +155,9 @@ class StatusStore:
     def on_status(self, topic: str, payload: bytes) -> None:
         """An LWT/status message; unknown devices and payloads other than online/offline are
         ignored."""
-        parts = topic.split("/")
-        i = self._index.get(parts[-2]) if len(parts) >= 3 and parts[-1] == "status" else None
-        text = payload.decode("utf-8", "replace").strip().lower()
-        new = ONLINE if "online" in text else OFFLINE if "offline" in text else UNKNOWN
+        i = self._index.get(topics.device_of(topic)) if topics.is_status(topic) else None
+        said = topics.parse_status(payload)
+        new = ONLINE if said == topics.ONLINE else OFFLINE if said == topics.OFFLINE else UNKNOWN
         if i is not None and new != UNKNOWN and new != self._status[i]:
             self._set(i, new, LWT, self._clock())
 

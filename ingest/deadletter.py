@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from core.reasons import Reason
+from devices import topics
 
 
 @dataclass(slots=True)
@@ -45,8 +46,7 @@ class DeadLetterRecord:
 
     @property
     def device(self) -> str:
-        parts = self.topic.split("/")
-        return parts[2] if len(parts) == 4 else ""
+        return topics.device_of(self.topic)
 
     def to_json(self) -> bytes:
         doc: dict[str, object] = {

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.reasons import Reason
+from devices import topics
 from devices.series import SeriesTable
 from ingest.timestamps import TimestampError, to_ns
 
@@ -77,13 +78,13 @@ class Decoder:
         sites = {d.id: d.site for d in self.table.devices}
         self._devices = {dev: (sites[dev], per) for dev, per in self.table.lookup.items()}
 
-    def device_of(self, topic: str) -> tuple[str, str, str]:
-        """(site, device, channel) of a topic, or raise `_Reject` (BAD_TOPIC)."""
-        parts = topic.split("/")
-        if len(parts) != 4 or parts[0] != self.topic_prefix:
+    def device_of(self, topic: str) -> topics.Topic:
+        """The topic's site, device and channel, or raise `_Reject` (BAD_TOPIC)."""
+        parsed = topics.parse(topic, self.topic_prefix)
+        if parsed is None:
             raise _Reject(Reason.BAD_TOPIC, f"topic {topic!r} is not "
                           f"{self.topic_prefix}/<site>/<device>/telemetry")
-        return parts[1], parts[2], parts[3]
+        return parsed
 
     def decode(self, topic: str, payload: bytes, now_ns: int, out: RowBuffer,
                origin: int) -> Note | None:
@@ -100,7 +101,8 @@ class Decoder:
 
     def _decode(self, topic: str, payload: bytes, now_ns: int, out: RowBuffer,
                 origin: int) -> None:
-        site, device, _ = self.device_of(topic)
+        where = self.device_of(topic)
+        site, device = where.site, where.device
         known = self._devices.get(device)
         if known is None:
             raise _Reject(Reason.UNKNOWN_DEVICE, f"device {device!r} is not in the registry")

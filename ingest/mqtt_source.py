@@ -34,6 +34,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from core.metrics import Metrics
+from devices import topics
 from ingest.mqtt_client import LeanClient
 from ingest.settings import MqttSettings
 
@@ -180,9 +181,8 @@ class MqttSource:
         self.last_error = ""
         self._m.gauge("pantau_mqtt_connected").set(1)
         opts = SubscribeOptions(qos=1)
-        share = f"$share/{self._s.shared_group}/" if self._s.shared_group else ""
-        p = self._s.topic_prefix
-        client.subscribe([(f"{share}{p}/+/+/telemetry", opts), (f"{share}{p}/+/+/status", opts)])
+        client.subscribe([(f, opts) for f in topics.subscriptions(self._s.topic_prefix,
+                                                                  self._s.shared_group)])
         log.info("MQTT connected to %s as %r (session %s, generation %d)", self._s.url,
                  self._s.client_id, "resumed" if self.session_present else "new", self.generation)
         self._up.set()

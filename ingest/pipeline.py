@@ -47,6 +47,7 @@ import numpy as np
 from core.batch import TelemetryBatch
 from core.metrics import DELAY_BUCKETS, Metrics
 from core.reasons import Reason
+from devices import topics
 from ingest.checkpoint import Checkpoints
 from ingest.deadletter import DeadLetter
 from ingest.decode import Decoder, Note, RowBuffer
@@ -169,7 +170,7 @@ class Pipeline:
         self._c_msgs.value += 1
         self._g_unacked.value += 1
         rows = op.rows.ts_ns  # the row count is len() of any column
-        if topic.endswith("/status"):
+        if topics.is_status(topic):
             self._status(topic, payload)
         else:
             before = len(rows)
@@ -191,8 +192,7 @@ class Pipeline:
             self._timer = asyncio.get_running_loop().call_later(self._flush_s, self._seal)
 
     def _status(self, topic: str, payload: bytes) -> None:
-        text = payload.decode("utf-8", "replace").strip().lower()
-        state = "online" if "online" in text else "offline" if "offline" in text else "unknown"
+        state = topics.parse_status(payload) or "unknown"
         self._m.counter("pantau_status_messages_total", status=state).inc()
         if self._on_status is not None:
             self._on_status(topic, payload)

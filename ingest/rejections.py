@@ -13,6 +13,7 @@ import numpy as np
 from core.batch import TelemetryBatch
 from core.metrics import Metrics
 from core.reasons import DESCRIPTIONS, Reason
+from devices import topics
 from devices.series import SeriesTable
 from ingest.deadletter import DeadLetterRecord, Rejected
 from ingest.decode import Note
@@ -81,8 +82,7 @@ def dead_letters(sealed: Sealed, batch: TelemetryBatch, table: SeriesTable,
 def _record(rlog: RateLimitedLog, sealed: Sealed, origin: int, reason: Reason, detail: str,
             readings: list[Rejected]) -> DeadLetterRecord:
     topic = sealed.topics[origin]
-    parts = topic.split("/")
-    rlog.warning(parts[2] if len(parts) == 4 else topic,
+    rlog.warning(topics.device_of(topic) or topic,
                        "rejected %s from %s: %s", reason.slug, topic, detail)
     return DeadLetterRecord(topic, sealed.payloads[origin], sealed.received_ns[origin],
                             reason, detail, readings)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.errors import PantauError
+from devices import topics
 from devices.calibration import CalibrationPeriod
 from devices.catalogue import NewDevice, add_device, remove_device
 from devices.registry import Device, Registry, default_registry_path, load_registry
@@ -137,8 +138,8 @@ def describe(d: Device, prefix: str = "pantau") -> dict[str, Any]:
     return {"id": d.id, "name": d.name, "kind": d.kind, "site": d.site, "lat": d.lat,
             "lon": d.lon, "interval_s": d.interval_s, "owner": d.owner, "contact": d.contact,
             "tags": dict(d.tags), "params": dict(d.params),
-            "topics": {"telemetry": f"{prefix}/{d.site}/{d.id}/telemetry",
-                       "status": f"{prefix}/{d.site}/{d.id}/status"},
+            "topics": dict(zip(topics.CHANNELS, topics.device_topics(prefix, d.site, d.id),
+                               strict=True)),
             "metrics": {m.name: {"unit": m.unit, "min": m.min, "max": m.max, "gain": m.gain,
                                  "offset": m.offset, "calibration": [_period(p)
                                                                      for p in m.calibration]}

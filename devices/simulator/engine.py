@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from devices import topics
 from devices.registry import Registry
 from devices.series import SeriesTable
 from devices.simulator.scenarios import FAULTS, SimulatorError, scenario
@@ -60,9 +61,9 @@ class Simulator:
         self._keys = [[f'"{m.name}":'.encode() for m in d.metrics] for d in devs]
         self._ints = [[m.unit in _INT_UNITS for m in d.metrics] for d in devs]
         self._vmin, self._vmax = self.table.vmin, self.table.vmax
-        base = [f"{prefix}/{d.site}/{d.id}/" for d in devs]
-        self._tele = [b + "telemetry" for b in base]
-        self._status = [b + "status" for b in base]
+        pairs = [topics.device_topics(prefix, d.site, d.id) for d in devs]
+        self._tele = [tele for tele, _ in pairs]
+        self._status = [status for _, status in pairs]
         self.interval = np.array([d.interval_s for d in devs])
         self.due = start_s + self.rng.uniform(0.0, 1.0, n) * self.interval
         self.waspada = np.array([d.params.get("waspada_cm", np.inf) for d in devs])

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from urllib.parse import quote
 
+from devices import topics
 from devices.credentials import PANTAU_USER, new_password, password_line
 from pantau.devstack._process import Daemon, DevstackError, free_port, port_open, writable_dir
 from pantau.devstack.packages import binary
@@ -62,8 +63,7 @@ def default_acl(*, pantau_user: str = PANTAU_USER, admin_user: str = ADMIN_USER,
         "topic read $SYS/#",
         "",
         "# Patterns apply to every user; %u is the username, i.e. the device id.",
-        f"pattern write {prefix}/+/%u/telemetry",
-        f"pattern write {prefix}/+/%u/status",
+        *topics.acl_patterns(prefix),
         "",
     ])
 
