@@ -26,27 +26,35 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import numpy as np
 
-from core.batch import TelemetryBatch
+from core.stored import Stored
 from devices import topics
 from devices.series import SeriesTable
 from devices.status_db import CAUSES, STATUSES, HistoryRow, StatusDB, Transition
 
 log = logging.getLogger("pantau.status")
-__all__ = ["CAUSES", "STATUSES", "DeviceState", "StatusStore", "Transition"]
+__all__ = ["CAUSES", "STATUSES", "DeviceState", "StatusListener", "StatusStore", "Transition"]
 
 UNKNOWN, ONLINE, OFFLINE = 0, 1, 2  # indexes into STATUSES
 LWT, TIMEOUT, TELEMETRY = 1, 2, 3   # indexes into CAUSES
 NEVER = np.iinfo(np.int64).min
 R = TypeVar("R")
+
+
+class StatusListener(Protocol):
+    """Told of every status change (`Transition`: online/offline, with its cause and time), on
+    the event loop thread, in order, as the store makes it; must return quickly and should not
+    raise (an exception is logged and the store goes on)."""
+
+    def on_transition(self, change: Transition) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +100,7 @@ class StatusStore:
         self._pending: deque[HistoryRow] = deque(maxlen=max_pending_history)
         self._listening_ns = 0
         self._exec: ThreadPoolExecutor | None = None
+        self._listeners: list[StatusListener] = []
 
     @property
     def path(self) -> Path:
@@ -150,7 +159,17 @@ class StatusStore:
         self._dirty_dev[i] = True
         if len(self._pending) == self._pending.maxlen:  # the database has been failing long
             log.warning("status history backlog full: dropping the oldest pending transition")
-        self._pending.append((self.table.devices[i].id, at, STATUSES[status], CAUSES[cause]))
+        change = Transition(self.table.devices[i].id, at, STATUSES[status], CAUSES[cause])
+        self._pending.append((change.device, at, change.status, change.cause))
+        for listener in self._listeners:
+            try:
+                listener.on_transition(change)
+            except Exception:  # a listener's bug must not stop the status store
+                log.exception("status listener %s failed on %s", type(listener).__name__, change)
+
+    def subscribe(self, listener: StatusListener) -> None:
+        """Tell ``listener`` of every status change from now on."""
+        self._listeners.append(listener)
 
     def on_status(self, topic: str, payload: bytes) -> None:
         """An LWT/status message; unknown devices and payloads other than online/offline are
@@ -161,14 +180,16 @@ class StatusStore:
         if i is not None and new != UNKNOWN and new != self._status[i]:
             self._set(i, new, LWT, self._clock())
 
-    def on_stored(self, batch: TelemetryBatch, received_ns: Sequence[int]) -> None:
-        """A batch was written; ``received_ns[m]`` is when message ``m`` (``batch.origin``)
-        arrived. Rows of any status count as heard; only stored (OK) rows become last values."""
+    def on_stored(self, stored: Stored) -> None:
+        """A batch was written (`core.stored.StoredListener`); ``stored.received_ns[m]`` is
+        when message ``m`` (``batch.origin``) arrived. Rows of any status count as heard; only
+        stored (OK) rows become last values."""
+        batch, received_ns = stored.batch, stored.received_ns
         series, n_series = batch.series, len(self.table)
         known = (series >= 0) & (series < n_series)
         heard = known & (batch.origin >= 0)
         if heard.any():
-            rec = np.asarray(received_ns, dtype=np.int64)[batch.origin[heard]]
+            rec = received_ns[batch.origin[heard]]
             newest = np.full(len(self._seen), NEVER, dtype=np.int64)
             np.maximum.at(newest, self.table.device_index[series[heard]], rec)
             self._dirty_dev |= newest > self._seen

@@ -2,7 +2,8 @@
 
     on_message (event loop, sync) -> RowBuffer -> seal (size or age) -> bounded deque
         -> writer: processors -> sink: readings + derived rows in one write (retry, split
-           refused batches) -> dead letters -> checkpoint (when due: tiers, state) -> acks
+           refused batches) -> dead letters -> checkpoint (when due: tiers, state)
+           -> listeners (`core.stored.Stored`: status store, alert rules) -> acks
 
 Modules: this one (intake, batching, back-pressure, the writer loop), `ingest.writer`
 (retries, splits, tier writes), `ingest.rejections` (dead-letter records), `ingest.checkpoint`
@@ -38,7 +39,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -47,6 +48,7 @@ import numpy as np
 from core.batch import TelemetryBatch
 from core.metrics import DELAY_BUCKETS, Metrics
 from core.reasons import Reason
+from core.stored import Stored, StoredListener
 from devices import topics
 from ingest.checkpoint import Checkpoints
 from ingest.deadletter import DeadLetter
@@ -78,6 +80,8 @@ HELP: dict[str, tuple[str, str]] = {  # this module's metrics (`Metrics.describe
                                      "z-scores, quality flags) written beside the readings."),
     "pantau_derived_refused_total": ("counter", "Derived values the database refused (logged, "
                                      "not dead-lettered: they are not readings)."),
+    "pantau_listener_errors_total": ("counter", "Stored-batch listeners (status store, alert "
+                                     "rules) that raised, by listener; ingest went on."),
     "pantau_process_seconds": ("histogram", "Time spent in the processor chain per batch."),
 }
 
@@ -110,11 +114,11 @@ class Pipeline:
                  retry_min_s: float = 0.2, retry_max_s: float = 15.0,
                  clock: Callable[[], int] = time.time_ns,
                  on_status: Callable[[str, bytes], None] | None = None,
-                 on_stored: Callable[[TelemetryBatch, list[int]], None] | None = None,
+                 listeners: Sequence[StoredListener] = (),
                  state_file: StateFile | None = None,
                  snapshot_interval_s: float = 5.0) -> None:
-        """``on_stored(batch, received_ns)``: after a batch was written and dead-lettered,
-        before its acks; ``received_ns[batch.origin]`` is each row's receive time."""
+        """``listeners``: told of every stored batch (`core.stored.Stored`), in order, after its
+        writes and dead letters and before its acks."""
         self._decoder, self._chain, self._dl = decoder, chain, deadletter
         self._m, self._broker, self._clock = metrics, broker, clock
         metrics.describe(HELP)
@@ -122,7 +126,7 @@ class Pipeline:
             pending_batches
         self._retry_min, self._retry_max = retry_min_s, retry_max_s
         self._max_unacked = max_unacked
-        self._on_status, self._on_stored = on_status, on_stored
+        self._on_status, self._listeners = on_status, tuple(listeners)
         self._open = _Open()
         self._timer: asyncio.TimerHandle | None = None
         self._queue: deque[Sealed] = deque()
@@ -260,6 +264,15 @@ class Pipeline:
         """See `Checkpoints.publish_counts`."""
         self._state.publish_counts()
 
+    def _tell(self, stored: Stored) -> None:
+        for listener in self._listeners:
+            try:
+                listener.on_stored(stored)
+            except Exception:  # the data is stored: a listener's bug must not stop ingest
+                name = type(listener).__name__
+                self._m.counter("pantau_listener_errors_total", listener=name).inc()
+                self._rlog.exception(name, "stored-batch listener %s failed", name)
+
     async def _handle(self, sealed: Sealed) -> None:
         t0 = time.perf_counter()
         out = self._chain.run(sealed.batch, defer_tiers=True)
@@ -277,6 +290,7 @@ class Pipeline:
             batch = TelemetryBatch(batch.ts_ns, batch.series, batch.value, batch.flags, status,
                                    batch.origin)
         n_refused_derived = int(np.count_nonzero(refused[n_raw:]))
+        derived = out.derived.take(~refused[n_raw:]) if n_refused_derived else out.derived
         self._c_derived.inc(n_derived - n_refused_derived)
         if n_refused_derived:
             self._m.counter("pantau_derived_refused_total").inc(n_refused_derived)
@@ -299,8 +313,9 @@ class Pipeline:
         self._c_written.inc(n_written)
         self._c_dup.inc(n_dup)
         self._g_inflight.inc(-int(np.count_nonzero(sealed.batch.origin >= 0)))
-        if self._on_stored is not None:
-            self._on_stored(batch, sealed.received_ns)
+        if self._listeners:
+            self._tell(Stored(batch, derived, np.asarray(sealed.received_ns, np.int64),
+                              self._clock()))
         for mid, gen in sealed.acks:
             self._broker.ack(mid, gen)
         self._c_acked.inc(len(sealed.acks))

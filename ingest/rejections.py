@@ -43,6 +43,14 @@ class RateLimitedLog:
         self._last: dict[str, tuple[float, int]] = {}
 
     def warning(self, key: str, msg: str, *args: object) -> None:
+        self._log(logging.WARNING, key, msg, args, exc_info=False)
+
+    def exception(self, key: str, msg: str, *args: object) -> None:
+        """An error with the traceback of the exception being handled (once per period)."""
+        self._log(logging.ERROR, key, msg, args, exc_info=True)
+
+    def _log(self, level: int, key: str, msg: str, args: tuple[object, ...], *,
+             exc_info: bool) -> None:
         now = self._clock()
         last, suppressed = self._last.get(key, (-1e18, 0))
         if now - last < self._period:
@@ -50,7 +58,7 @@ class RateLimitedLog:
             return
         self._last[key] = (now, 0)
         extra = f" ({suppressed} more from {key} suppressed)" if suppressed else ""
-        log.warning(msg + extra, *args)
+        log.log(level, msg + extra, *args, exc_info=exc_info)
 
 
 def dead_letters(sealed: Sealed, batch: TelemetryBatch, table: SeriesTable,

@@ -105,7 +105,7 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None,
                             max_unacked=settings.mqtt.max_unacked,
                             retry_min_s=inf.retry_min_s,
                             retry_max_s=inf.retry_max_s, clock=time.time_ns,
-                            on_status=status.on_status, on_stored=status.on_stored,
+                            on_status=status.on_status, listeners=[status],
                             state_file=StateFile(Path(settings.state_dir) / "processors.npz"),
                             snapshot_interval_s=settings.processors.snapshot_interval_s)
         await warm_up_state(chain, settings, pipeline.restore_state())

@@ -11,9 +11,10 @@ import pytest
 
 from core.batch import TelemetryBatch
 from core.reasons import Reason
+from core.stored import Stored
 from devices.registry import parse_registry
 from devices.series import SeriesTable
-from devices.status import StatusStore
+from devices.status import StatusStore, Transition
 
 S = 1_000_000_000
 T0 = 1_800_000_000 * S
@@ -64,6 +65,32 @@ async def transitions(store: StatusStore, device: str) -> list[tuple[float, str,
             for t in reversed(await store.history(device))]
 
 
+class Heard:
+    def __init__(self) -> None:
+        self.changes: list[Transition] = []
+
+    def on_transition(self, change: Transition) -> None:
+        self.changes.append(change)
+
+
+class Deaf:
+    def on_transition(self, change: Transition) -> None:
+        raise RuntimeError("a bug in a listener")
+
+
+async def test_listeners_hear_every_transition(store: StatusStore, clock: Clock) -> None:
+    heard = Heard()
+    store.subscribe(Deaf())
+    store.subscribe(heard)
+    store.on_status("pantau/x/a/status", b"online")
+    clock.advance(3)
+    store.on_status("pantau/x/a/status", b"offline")
+    store.on_status("pantau/x/a/status", b"offline")  # no change, no transition
+    assert heard.changes == [Transition("a", T0, "online", "lwt"),
+                             Transition("a", T0 + 3 * S, "offline", "lwt")]
+    assert await transitions(store, "a") == [(0, "online", "lwt"), (3, "offline", "lwt")]
+
+
 async def test_lwt_offline_and_online(store: StatusStore, clock: Clock) -> None:
     assert store.status("a") == "unknown"
     store.on_status("pantau/x/a/status", b"online")
@@ -82,7 +109,7 @@ async def test_lwt_offline_and_online(store: StatusStore, clock: Clock) -> None:
 async def test_timeout_after_two_intervals_counted_from_last_heard(store: StatusStore,
                                                                    clock: Clock) -> None:
     clock.advance(5)
-    store.on_stored(batch([(A_LEVEL, T0, 1.0)]), [clock.now])
+    store.on_stored(Stored.of(batch([(A_LEVEL, T0, 1.0)]), [clock.now], 0))
     assert store.status("a") == "online"
     clock.advance(20)            # exactly 2 x 10 s: not yet
     assert store.sweep() == 0
@@ -101,7 +128,7 @@ async def test_telemetry_brings_an_offline_device_online(store: StatusStore,
                                                          clock: Clock) -> None:
     store.on_status("pantau/x/a/status", b"offline")
     clock.advance(2)
-    store.on_stored(batch([(A_LEVEL, T0, 1.0)]), [clock.now - S])
+    store.on_stored(Stored.of(batch([(A_LEVEL, T0, 1.0)]), [clock.now - S], 0))
     assert store.status("a") == "online"
     assert await transitions(store, "a") == [(0, "offline", "lwt"), (1, "online", "telemetry")]
 
@@ -112,7 +139,7 @@ async def test_telemetry_received_before_the_lwt_does_not_revive(store: StatusSt
     clock.advance(0.2)
     store.on_status("pantau/x/a/status", b"offline")  # LWT overtakes the batch in flight
     clock.advance(0.2)
-    store.on_stored(batch([(A_LEVEL, T0, 1.0)]), [received])
+    store.on_stored(Stored.of(batch([(A_LEVEL, T0, 1.0)]), [received], 0))
     st = store.state("a")
     assert st is not None and (st.status, st.cause, st.last_seen_ns) == ("offline", "lwt",
                                                                          received)
@@ -130,7 +157,7 @@ async def test_an_online_announcement_gets_its_own_grace_period(store: StatusSto
 
 
 async def test_hold_restarts_the_grace_period(store: StatusStore, clock: Clock) -> None:
-    store.on_stored(batch([(A_LEVEL, T0, 1.0)]), [clock.now])
+    store.on_stored(Stored.of(batch([(A_LEVEL, T0, 1.0)]), [clock.now], 0))
     clock.advance(50)
     assert store.sweep(hold=True) == 0   # the database was failing: silence means nothing
     clock.advance(15)
@@ -144,21 +171,23 @@ async def test_last_values_are_the_newest_device_timestamp_per_series(store: Sta
     b = batch([(A_LEVEL, T0 + 2 * S, 2.0), (A_LEVEL, T0 + 3 * S, 3.0), (A_BAT, T0, 12.5),
                (A_LEVEL, T0 + 1 * S, 1.0), (B_LEVEL, T0, 9.0)], origin=[0, 0, 0, 1, 2])
     rejected = b.with_status(np.array([False, False, False, False, True]), Reason.OUT_OF_RANGE)
-    store.on_stored(rejected, [clock.now, clock.now, clock.now])
-    store.on_stored(batch([(A_LEVEL, T0, 0.5)]), [clock.now + 1])  # older reading, redelivered
+    store.on_stored(Stored.of(rejected, [clock.now, clock.now, clock.now], 0))
+    # an older reading, redelivered
+    store.on_stored(Stored.of(batch([(A_LEVEL, T0, 0.5)]), [clock.now + 1], 0))
     st = store.state("a")
     assert st is not None and st.values == {"level_cm": (3.0, T0 + 3 * S),
                                             "battery_v": (12.5, T0)}
     b_state = store.state("b")
     assert b_state is not None and b_state.values == {}          # rejected: not a last value
     assert (b_state.status, b_state.last_seen_ns) == ("online", clock.now)  # but heard
-    store.on_stored(batch([]), [])                                # empty batch: nothing
+    store.on_stored(Stored.of(batch([]), [], 0))  # empty batch: nothing
 
 
 async def test_state_survives_a_restart_in_sqlite(tmp_path: Path, clock: Clock) -> None:
     path = tmp_path / "pantau.sqlite"
     async with StatusStore(path, TABLE, clock=clock) as s:
-        s.on_stored(batch([(A_LEVEL, T0, 1.5), (A_BAT, T0, 12.1)], origin=[0, 0]), [clock.now])
+        s.on_stored(Stored.of(batch([(A_LEVEL, T0, 1.5), (A_BAT, T0, 12.1)], origin=[0, 0]),
+                          [clock.now], 0))
         clock.advance(30)
         s.sweep()
     conn = sqlite3.connect(path)
@@ -185,7 +214,7 @@ async def test_flush_writes_only_what_changed_in_one_transaction(store: StatusSt
 
     store._db.write = spy  # type: ignore[method-assign,assignment]
     for k in range(100):   # 100 batches of telemetry between two flushes
-        store.on_stored(batch([(A_LEVEL, T0 + k * S, float(k))]), [clock.now + k])
+        store.on_stored(Stored.of(batch([(A_LEVEL, T0 + k * S, float(k))]), [clock.now + k], 0))
     await store.flush()
     await store.flush()    # nothing changed: no transaction
     assert calls == [(1, 1, 1)]
@@ -203,7 +232,7 @@ async def test_a_failed_flush_keeps_the_changes_for_the_next_one(store: StatusSt
 
     store._db.write = flaky  # type: ignore[method-assign,assignment]
     store.on_status("pantau/x/a/status", b"online")
-    store.on_stored(batch([(A_LEVEL, T0, 4.0)]), [clock.now])
+    store.on_stored(Stored.of(batch([(A_LEVEL, T0, 4.0)]), [clock.now], 0))
     with pytest.raises(sqlite3.OperationalError):
         await store.flush()
     clock.advance(1)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from core.batch import TelemetryBatch
 from core.metrics import Metrics
+from core.stored import Stored
 from devices.registry import default_registry_path, load_registry
 from devices.series import SeriesTable
 from ingest.deadletter import DeadLetter
@@ -93,3 +94,49 @@ async def test_full_queue_pauses_until_the_writer_catches_up(tmp_path: Path) -> 
     assert sink.batches == [2, 2, 2]
     assert broker.acked == [1, 2, 3, 4, 5, 6]
     assert not broker.paused
+
+
+class Recorder:
+    """A stored-batch listener that keeps what it is told, and the acks seen by then."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self.seen: list[Stored] = []
+        self.acked_before: list[list[int]] = []
+
+    def on_stored(self, stored: Stored) -> None:
+        self.seen.append(stored)
+        self.acked_before.append(list(self.broker.acked))
+
+
+class Broken:
+    def on_stored(self, stored: Stored) -> None:
+        raise RuntimeError("a bug in a listener")
+
+
+async def test_listeners_hear_each_stored_batch_before_its_acks(tmp_path: Path) -> None:
+    table = SeriesTable.from_registry(load_registry(default_registry_path()))
+    broker, sink, metrics = Broker(), Sink(), Metrics()
+    chain = build_chain(["calibration", "range_check", "dedupe", "flood"],
+                        ProcessorContext(table))
+    recorder = Recorder(broker)
+    p = Pipeline(decoder=Decoder(table), chain=chain, sink=sink,
+                 deadletter=DeadLetter(tmp_path / "dl.jsonl", lambda t, b: None, "dl"),
+                 metrics=metrics, broker=broker, flush_interval_s=10.0, batch_size=3,
+                 clock=lambda: NOW_S * 10**9, listeners=[Broken(), recorder])
+    sink.gate.set()
+    writer = asyncio.create_task(p.run())
+    p.on_message(TOPIC, message(0), 1, 1)
+    p.on_message(TOPIC, b'{"ts": 1, "values": {"level_cm": 1}}', 2, 1)  # ts_too_old
+    p.on_message(TOPIC, message(2), 3, 1)
+    await p.drain()
+    writer.cancel()
+    assert broker.acked == [1, 2, 3]                  # the broken listener stopped nothing
+    assert recorder.acked_before == [[]]              # told before any ack
+    (stored,) = recorder.seen
+    assert len(stored.batch) == 2 and len(stored.readings) == 2
+    assert stored.received_ns.tolist() == [NOW_S * 10**9] * 3
+    assert stored.now_ns == NOW_S * 10**9
+    names = {chain.table.metric[int(s)] for s in stored.derived.series}
+    assert "flood_stage" in names                      # derived rows come along
+    assert metrics.value("pantau_listener_errors_total", listener="Broken") == 1

@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from core.batch import TelemetryBatch
 from core.metrics import Metrics
+from core.stored import Stored
 from devices.registry import parse_registry
 from devices.series import SeriesTable
 from devices.status import StatusStore
@@ -69,8 +70,8 @@ def telemetry(rows: list[tuple[str, str, int, float]]) -> TelemetryBatch:
 async def test_list_has_status_last_seen_and_battery(api: Any) -> None:
     client, store, clock = api
     clock.now = T0 + 5 * S
-    store.on_stored(telemetry([("wl-1", "level_cm", T0, 150.0), ("wl-1", "battery_v", T0, 12.6)]),
-                    [clock.now])
+    store.on_stored(Stored.of(telemetry([("wl-1", "level_cm", T0, 150.0),
+                                         ("wl-1", "battery_v", T0, 12.6)]), [clock.now], 0))
     rows = await get(client, "/api/devices")
     assert [r["id"] for r in rows] == ["wl-1", "wl-2", "rg-1"]
     assert rows[0] == {"id": "wl-1", "kind": "river_gauge", "site": "kanigoro", "lat": -8.13,
@@ -116,8 +117,8 @@ async def test_a_bad_filter_is_a_400(api: Any, query: str, message: str) -> None
 
 async def test_one_device_with_last_values(api: Any) -> None:
     client, store, clock = api
-    store.on_stored(telemetry([("wl-1", "level_cm", T0 - S, 140.0),
-                               ("wl-1", "level_cm", T0, 150.0)]), [clock.now])
+    store.on_stored(Stored.of(telemetry([("wl-1", "level_cm", T0 - S, 140.0),
+                               ("wl-1", "level_cm", T0, 150.0)]), [clock.now], 0))
     d = await get(client, "/api/devices/wl-1")
     assert (d["status"], d["status_since"], d["status_cause"]) == ("online", iso(T0),
                                                                    "telemetry")
@@ -139,7 +140,7 @@ async def test_history_newest_first_with_limit(api: Any) -> None:
     clock.now += 200 * S
     store.sweep()
     clock.now += 1 * S
-    store.on_stored(telemetry([("wl-1", "level_cm", clock.now, 1.0)]), [clock.now])
+    store.on_stored(Stored.of(telemetry([("wl-1", "level_cm", clock.now, 1.0)]), [clock.now], 0))
     assert await get(client, "/api/devices/wl-1/history") == [
         {"ts": iso(T0 + 201 * S), "status": "online", "cause": "telemetry"},
         {"ts": iso(T0 + 200 * S), "status": "offline", "cause": "timeout"},
