@@ -30,8 +30,8 @@ So ``retryable=False`` means exactly "bad data" and ``True`` means "retry later"
 `ping()` checks that the server answers (raising the same `SinkError`), for readiness.
 
 Tiers: `write_tier` makes one attempt to write a `processors.domain.derived.Tier` (encoded by
-`TierEncoder`) into retention policy ``tier_<label>`` (v1, same database) or bucket
-``<bucket>_<label>`` (v2), label ``1m``/``1h`` from the resolution. Its errors map as above,
+`TierEncoder`) into the retention policy (v1, same database) or bucket (v2) that
+`ingest.schema.tier_target` names (``tier_1h`` / ``<bucket>_1h``). Its errors map as above,
 except that a missing retention policy or bucket is ``retryable=False`` (a setup step was
 skipped; the caller skips the tier rather than hold back the readings).
 """
@@ -53,9 +53,9 @@ from core.batch import TelemetryBatch
 from devices.series import SeriesTable
 from ingest.errors import SinkError
 from ingest.lineproto import LineEncoder, TierEncoder
+from ingest.schema import tier_setup, tier_target
 from ingest.settings import InfluxSettings
 from processors.domain.derived import Tier
-from processors.windows import window_label
 
 BAD_DATA = frozenset({400, 413, 422})
 _CONFIG = {401: "authentication failed", 403: "not allowed", 404: "not found"}
@@ -88,20 +88,6 @@ def http_error(status: int, detail: str, headers: Mapping[str, str] | None,
 def transport_error(e: BaseException, where: str) -> SinkError:
     kind = "timed out" if isinstance(e, TimeoutError) else "unreachable"
     return SinkError(f"{where} {kind}: {type(e).__name__}: {e}", retryable=True)
-
-
-def tier_target(settings: InfluxSettings, resolution_s: int) -> str:
-    """Retention policy (v1) or bucket (v2) of the tier of ``resolution_s`` seconds."""
-    label = window_label(resolution_s)
-    return f"{settings.bucket}_{label}" if settings.api == "v2" else f"tier_{label}"
-
-
-def tier_setup(settings: InfluxSettings, resolution_s: int) -> str:
-    """How to create the tier's target (what an operator with admin rights runs once)."""
-    target = tier_target(settings, resolution_s)
-    if settings.api == "v2":
-        return f"influx bucket create --org {settings.org} --name {target} --retention 0"
-    return f'CREATE RETENTION POLICY "{target}" ON "{settings.database}" DURATION INF REPLICATION 1'
 
 
 class _Base:

@@ -1,7 +1,8 @@
 """Vectorised InfluxDB line protocol for a `TelemetryBatch`.
 
-Schema: measurement = the device's kind, tags ``device`` and ``site``, one float field per
-metric, time = the device's timestamp in ns. Readings of one device at one timestamp become
+Schema (`ingest.schema`): measurement = the device's kind, tags ``device`` and ``site``, one
+float field per series of the table (raw metric, derived value), time = the device's timestamp
+in ns. Readings of one device at one timestamp become
 ONE line with several fields, which InfluxDB stores several times cheaper than one line each::
 
     river_gauge,device=wl-01,site=kanigoro battery_v=3.9,level_cm=123.4 1700000000000000000
@@ -38,6 +39,7 @@ import numpy.typing as npt
 from core.batch import TelemetryBatch
 from devices.series import SeriesTable
 from ingest.numtext import format_floats, int_digits, lead, records, void, voids
+from ingest.schema import TIER_FIELDS, device_tags, measurement, tier_field
 
 if TYPE_CHECKING:
     from processors.domain.derived import Tier
@@ -77,8 +79,9 @@ class LineEncoder:
         ids = list(range(len(table))) if series is None else list(series)
         names = [table.metric[s] for s in ids] if fields is None else list(fields)
         # a line: the device's prefix, then its fields as "f=<v>" (first) or ",f=<v>"
-        prefixes = [f"{escape_measurement(d.kind)},device={escape_key(d.id)},"
-                    f"site={escape_key(d.site)} ".encode() for d in table.devices]
+        prefixes = [(escape_measurement(measurement(d.kind)) + "".join(
+            f",{escape_key(tag)}={escape_key(v)}" for tag, v in device_tags(d)) + " ").encode()
+                    for d in table.devices]
         heads = [h for name in names for f in [escape_key(name).encode() + b"="]
                  for h in (b"," + f, f)]
         self._prefixes, self._heads = voids(prefixes), voids(heads)
@@ -173,21 +176,18 @@ def line_order(dev: npt.NDArray[np.int32], ts: _I64, rank: npt.NDArray[np.int32]
     return np.argsort(key, kind="stable")
 
 
-TIER_STATS = ("mean", "min", "max", "count")
-
-
 class TierEncoder:
     """Line protocol for downsampled tiers (`processors.domain.derived.Tier`): one line per
-    (device, bucket start) with fields ``<metric>_mean``, ``_min``, ``_max`` and ``_count``
-    (float) for each of the device's series in the tier, in the same measurement and tags as
-    the raw readings."""
+    (device, bucket start) with the fields `ingest.schema.tier_field` names (``<metric>_mean``,
+    ``_min``, ``_max`` and ``_count``, float) for each of the device's series in the tier, in
+    the same measurement and tags as the raw readings."""
 
     def __init__(self, table: SeriesTable) -> None:
         raw = range(table.raw)
-        k = len(TIER_STATS)
-        self._lines = LineEncoder(table, series=[s for s in raw for _ in TIER_STATS],
-                                  fields=[f"{table.metric[s]}_{st}" for s in raw
-                                          for st in TIER_STATS])
+        k = len(TIER_FIELDS)
+        self._lines = LineEncoder(table, series=[s for s in raw for _ in TIER_FIELDS],
+                                  fields=[tier_field(table.metric[s], st) for s in raw
+                                          for st in TIER_FIELDS])
         self._k = k
 
     def encode(self, tier: Tier) -> bytes:
@@ -196,7 +196,7 @@ class TierEncoder:
             return b""
         series = (tier.series.astype(np.int32)[:, None] * np.int32(k)
                   + np.arange(k, dtype=np.int32)).ravel().astype(np.int32)
-        value = np.stack([tier.mean, tier.min, tier.max, tier.count.astype(np.float64)],
+        value = np.stack([np.asarray(getattr(tier, st), np.float64) for st in TIER_FIELDS],
                          axis=1).ravel()
         return self._lines._encode(np.repeat(tier.ts_ns, k), series, value)
 

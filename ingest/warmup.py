@@ -37,6 +37,7 @@ import numpy.typing as npt
 
 from core.batch import TelemetryBatch
 from ingest.influx_query import InfluxQLReader, q_ident
+from ingest.schema import DEVICE_TAG, derived_field, measurement
 from processors import Chain
 
 log = logging.getLogger("pantau.warmup")
@@ -79,7 +80,7 @@ async def warm_up(chain: Chain, reader: InfluxQLReader, *, now_ns: int, max_s: f
             start = now_ns - int(need[series].max() * S)
             if seen is not None:  # NEVER (a series the snapshot never saw) keeps the window
                 start = max(start, int(seen[series].min()))
-            src = f"{rp}{q_ident(kind)}"
+            src = f"{rp}{q_ident(measurement(kind))}"
             if not catch_up:
                 await _seed(chain, reader, src, of_kind, start, report)
             n = await _replay(chain, reader, src, fields, start, page_size, report)
@@ -104,11 +105,11 @@ async def _seed(chain: Chain, reader: InfluxQLReader, src: str, of_kind: npt.NDA
         ids = table.derived.get((name, False))
         if ids is None or not (ids[:table.raw] >= 0)[of_kind].any():
             continue
-        answer = await reader.series(f"SELECT last({q_ident(name)}) FROM {src} "
-                                     f"WHERE time < {start} GROUP BY \"device\"")
+        answer = await reader.series(f"SELECT last({q_ident(derived_field(name))}) FROM {src} "
+                                     f"WHERE time < {start} GROUP BY {q_ident(DEVICE_TAG)}")
         report.queries += 1
-        found = [(index[s["tags"]["device"]], s["values"][0][1]) for s in answer
-                 if s.get("tags", {}).get("device") in index and s["values"]]
+        found = [(index[s["tags"][DEVICE_TAG]], s["values"][0][1]) for s in answer
+                 if s.get("tags", {}).get(DEVICE_TAG) in index and s["values"]]
         if not found:
             continue
         device = np.array([f[0] for f in found], np.int32)
@@ -137,7 +138,7 @@ async def _replay(chain: Chain, reader: InfluxQLReader, src: str, fields: list[s
     cursor, done = start, 0
     while True:
         rows = [v for s in await reader.series(
-            f"SELECT \"device\", {select} FROM {src} WHERE time >= {cursor} "
+            f"SELECT {q_ident(DEVICE_TAG)}, {select} FROM {src} WHERE time >= {cursor} "
             f"ORDER BY time ASC LIMIT {page_size}") for v in s["values"]]
         report.queries += 1
         if not rows:

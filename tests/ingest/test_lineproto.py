@@ -15,7 +15,6 @@ from core.reasons import Reason
 from devices.registry import Device, Metric, Registry, Site
 from devices.series import SeriesTable
 from ingest.lineproto import (
-    TIER_STATS,
     LineEncoder,
     TierEncoder,
     bench,
@@ -24,6 +23,7 @@ from ingest.lineproto import (
     line_order,
 )
 from ingest.numtext import format_floats
+from ingest.schema import TIER_FIELDS
 from processors.domain.derived import Tier
 
 T0 = 1_700_000_000_000_000_000
@@ -83,7 +83,7 @@ def tier_reference(table: SeriesTable, tier: Tier) -> bytes:
                             strict=True):
         fields = lines.setdefault((int(table.device_index[s]), t), {})
         fields.update({f"{table.metric[s]}_{name}": float(v)
-                       for name, v in zip(TIER_STATS, stats, strict=True)})
+                       for name, v in zip(TIER_FIELDS, stats, strict=True)})
     return render(table, lines)
 
 
