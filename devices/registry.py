@@ -14,13 +14,12 @@ Layout (see ``devices/data/blitar.yaml`` for a full example)::
 
 Every metric has ``unit``, an optional valid range ``min``/``max`` and a linear calibration
 ``gain``/``offset`` (stored = raw * gain + offset). Load errors name the file, the line, the
-device and the field.
+device and the field (`devices.registry_yaml`).
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,16 +28,12 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
-from core.errors import PantauError
 from devices.calibration import CalibrationPeriod, parse_calibration
 from devices.device_fields import parse_device_fields
+from devices.registry_yaml import NAME_RE, Checker, RegistryError
 
-ID_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
-NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-
-
-class RegistryError(PantauError):
-    """The registry file is missing, not YAML, or describes something impossible."""
+__all__ = ["Device", "Metric", "Registry", "RegistryError", "Site", "default_registry_path",
+           "load_registry", "parse_registry"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,61 +113,7 @@ def load_registry(path: str | Path) -> Registry:
     return parse_registry(doc, source=str(path))
 
 
-def _line(node: Any, key: str | int | None = None) -> int | None:
-    """1-based line of a ruamel node (or of one of its keys), when known."""
-    lc = getattr(node, "lc", None)
-    if lc is None:
-        return None
-    try:
-        if key is None:
-            return int(lc.line) + 1
-        if isinstance(key, int):
-            return int(lc.item(key)[0]) + 1
-        return int(lc.key(key)[0]) + 1
-    except (KeyError, IndexError, TypeError, AttributeError):
-        return int(lc.line) + 1
-
-
-class _Ctx:
-    """Builds error messages of the form ``file:line: device 'x': field 'y': problem``."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-
-    def fail(self, node: Any, key: str | int | None, where: str, problem: str) -> RegistryError:
-        line = _line(node, key)
-        loc = f"{self.source}:{line}" if line else self.source
-        return RegistryError(f"{loc}: {where}: {problem}")
-
-    def mapping(self, node: Any, key: str | int | None, where: str) -> Mapping[str, Any]:
-        if not isinstance(node, Mapping):
-            raise self.fail(node, key, where, "must be a mapping")
-        return node
-
-    def number(self, node: Mapping[str, Any], key: str, where: str, *, default: float | None = None,
-               lo: float = -math.inf, hi: float = math.inf) -> float:
-        if key not in node:
-            if default is None:
-                raise self.fail(node, None, where, f"field '{key}' is missing")
-            return default
-        v = node[key]
-        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-            raise self.fail(node, key, where, f"field '{key}': {v!r} is not a finite number")
-        if not lo <= v <= hi:
-            raise self.fail(node, key, where, f"field '{key}': {v} is not within [{lo}, {hi}]")
-        return float(v)
-
-    def ident(self, node: Mapping[str, Any], key: str, where: str,
-              pattern: re.Pattern[str] = ID_RE) -> str:
-        v = node.get(key)
-        if v is None:
-            raise self.fail(node, None, where, f"field '{key}' is missing")
-        if not isinstance(v, str) or not pattern.match(v):
-            raise self.fail(node, key, where, f"field '{key}': {v!r} must match {pattern.pattern}")
-        return v
-
-
-def _metric(ctx: _Ctx, name: str, spec: Any, base: Metric | None, where: str) -> Metric:
+def _metric(ctx: Checker, name: str, spec: Any, base: Metric | None, where: str) -> Metric:
     where = f"{where}: metric '{name}'"
     if not isinstance(name, str) or not NAME_RE.match(name):
         raise ctx.fail(spec, None, where, f"name must match {NAME_RE.pattern}")
@@ -201,7 +142,7 @@ def _metric(ctx: _Ctx, name: str, spec: Any, base: Metric | None, where: str) ->
         raise ctx.fail(spec, None, where, str(e)) from e
 
 
-def _params(ctx: _Ctx, d: Mapping[str, Any], where: str) -> dict[str, float]:
+def _params(ctx: Checker, d: Mapping[str, Any], where: str) -> dict[str, float]:
     node = ctx.mapping(d.get("params") or {}, None, f"{where}: params")
     out: dict[str, float] = {}
     for k in node:
@@ -214,7 +155,7 @@ def _params(ctx: _Ctx, d: Mapping[str, Any], where: str) -> dict[str, float]:
 
 def parse_registry(doc: Any, *, source: str = "<memory>") -> Registry:
     """Validate an already-parsed YAML document (see `load_registry`)."""
-    ctx = _Ctx(source)
+    ctx = Checker(source)
     doc = ctx.mapping(doc, None, "registry")
     sites: list[Site] = []
     for i, s in enumerate(doc.get("sites") or []):

@@ -17,7 +17,8 @@ Time is the injected ``clock`` (ns since the epoch, the pipeline's clock). State
 arrays; SQLite (`devices.status_db`, ``<state_dir>/pantau.sqlite``) is written from one writer
 thread by `flush`, which sends only what changed since the last flush in one transaction, so
 the cost per flush is bounded by the number of devices and series, never by message count.
-On open, the saved state is loaded, so a restart keeps statuses, last values and history.
+On open, the saved state is loaded, so a restart keeps statuses, last values and history. The
+arrays themselves, and their conversion to and from rows, are `devices.status_arrays`.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol, TypeVar
@@ -38,14 +38,22 @@ import numpy as np
 from core.stored import Stored
 from devices import topics
 from devices.series import SeriesTable
+from devices.status_arrays import (
+    LWT,
+    NEVER,
+    OFFLINE,
+    ONLINE,
+    TELEMETRY,
+    TIMEOUT,
+    UNKNOWN,
+    DeviceState,
+    StatusArrays,
+)
 from devices.status_db import CAUSES, STATUSES, HistoryRow, StatusDB, Transition
 
 log = logging.getLogger("pantau.status")
 __all__ = ["CAUSES", "STATUSES", "DeviceState", "StatusListener", "StatusStore", "Transition"]
 
-UNKNOWN, ONLINE, OFFLINE = 0, 1, 2  # indexes into STATUSES
-LWT, TIMEOUT, TELEMETRY = 1, 2, 3   # indexes into CAUSES
-NEVER = np.iinfo(np.int64).min
 R = TypeVar("R")
 
 
@@ -55,18 +63,6 @@ class StatusListener(Protocol):
     raise (an exception is logged and the store goes on)."""
 
     def on_transition(self, change: Transition) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceState:
-    """One device now; times are ns since the epoch or None. ``values``: metric -> (value,
-    device timestamp) of the newest stored reading."""
-
-    status: str
-    since_ns: int | None
-    cause: str
-    last_seen_ns: int | None
-    values: dict[str, tuple[float, int]]
 
 
 class StatusStore:
@@ -79,24 +75,7 @@ class StatusStore:
         self.table, self._clock, self._factor = table, clock, timeout_factor
         self._db = StatusDB(path)
         self._history_ns = int(history_days * 86400e9)
-        self._index = {d.id: i for i, d in enumerate(table.devices)}
-        # (device, metric) -> series, derived series included (they are not in table.lookup)
-        self._sid = {(table.devices[int(di)].id, m): s
-                     for s, (di, m) in enumerate(zip(table.device_index, table.metric,
-                                                     strict=True))}
-        self._dev_sids: list[list[int]] = [[] for _ in table.devices]
-        for sid, di in enumerate(table.device_index.tolist()):
-            self._dev_sids[di].append(sid)
-        n, s = len(table.devices), len(table)
-        self._interval_ns = np.array([d.interval_s * 1e9 for d in table.devices], dtype=np.int64)
-        self._status = np.zeros(n, dtype=np.int8)
-        self._cause = np.zeros(n, dtype=np.int8)
-        self._since = np.full(n, NEVER, dtype=np.int64)
-        self._seen = np.full(n, NEVER, dtype=np.int64)
-        self._val_ts = np.full(s, NEVER, dtype=np.int64)
-        self._val = np.full(s, np.nan)
-        self._dirty_dev = np.zeros(n, dtype=bool)
-        self._dirty_series = np.zeros(s, dtype=bool)
+        self._a = StatusArrays(table)
         self._pending: deque[HistoryRow] = deque(maxlen=max_pending_history)
         self._listening_ns = 0
         self._exec: ThreadPoolExecutor | None = None
@@ -108,7 +87,8 @@ class StatusStore:
 
     def sweep_period_s(self) -> float:
         """How often to `sweep`: an eighth of the shortest timeout, within [0.2, 5] s."""
-        shortest = float(self._interval_ns.min()) / 1e9 * self._factor if len(self._seen) else 8
+        a = self._a
+        shortest = float(a.interval_ns.min()) / 1e9 * self._factor if len(a.seen) else 8
         return min(5.0, max(0.2, shortest / 8))
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -117,16 +97,7 @@ class StatusStore:
         self._exec = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pantau-status")
         now = self._clock()
         self._listening_ns = now
-        loaded = await self._run(self._db.open, now - self._history_ns)
-        for dev, status, since, cause, seen in loaded.statuses:
-            i = self._index.get(dev)
-            if i is not None and status in STATUSES and cause in CAUSES:
-                self._status[i], self._cause[i] = STATUSES.index(status), CAUSES.index(cause)
-                self._since[i], self._seen[i] = since, seen
-        for dev, metric, ts, value in loaded.values:
-            sid = self._sid.get((dev, metric))
-            if sid is not None:
-                self._val_ts[sid], self._val[sid] = ts, value
+        self._a.load(await self._run(self._db.open, now - self._history_ns))
 
     async def close(self) -> None:
         """Flush what is pending, close the file and stop the writer thread."""
@@ -155,8 +126,7 @@ class StatusStore:
 
     # -- inputs (event loop thread) ----------------------------------------------------------
     def _set(self, i: int, status: int, cause: int, at: int) -> None:
-        self._status[i], self._cause[i], self._since[i] = status, cause, at
-        self._dirty_dev[i] = True
+        self._a.set(i, status, cause, at)
         if len(self._pending) == self._pending.maxlen:  # the database has been failing long
             log.warning("status history backlog full: dropping the oldest pending transition")
         change = Transition(self.table.devices[i].id, at, STATUSES[status], CAUSES[cause])
@@ -174,40 +144,31 @@ class StatusStore:
     def on_status(self, topic: str, payload: bytes) -> None:
         """An LWT/status message; unknown devices and payloads other than online/offline are
         ignored."""
-        i = self._index.get(topics.device_of(topic)) if topics.is_status(topic) else None
+        i = self._a.index.get(topics.device_of(topic)) if topics.is_status(topic) else None
         said = topics.parse_status(payload)
         new = ONLINE if said == topics.ONLINE else OFFLINE if said == topics.OFFLINE else UNKNOWN
-        if i is not None and new != UNKNOWN and new != self._status[i]:
+        if i is not None and new != UNKNOWN and new != self._a.status[i]:
             self._set(i, new, LWT, self._clock())
 
     def on_stored(self, stored: Stored) -> None:
         """A batch was written (`core.stored.StoredListener`); ``stored.received_ns[m]`` is
         when message ``m`` (``batch.origin``) arrived. Rows of any status count as heard; only
         stored (OK) rows become last values."""
-        batch, received_ns = stored.batch, stored.received_ns
+        a, batch, received_ns = self._a, stored.batch, stored.received_ns
         series, n_series = batch.series, len(self.table)
         known = (series >= 0) & (series < n_series)
         heard = known & (batch.origin >= 0)
         if heard.any():
             rec = received_ns[batch.origin[heard]]
-            newest = np.full(len(self._seen), NEVER, dtype=np.int64)
+            newest = np.full(len(a.seen), NEVER, dtype=np.int64)
             np.maximum.at(newest, self.table.device_index[series[heard]], rec)
-            self._dirty_dev |= newest > self._seen
-            np.maximum(self._seen, newest, out=self._seen)
-            revive = (newest > NEVER) & (self._status != ONLINE) & (newest > self._since)
+            a.dirty_dev |= newest > a.seen
+            np.maximum(a.seen, newest, out=a.seen)
+            revive = (newest > NEVER) & (a.status != ONLINE) & (newest > a.since)
             for i in np.flatnonzero(revive).tolist():
                 self._set(i, ONLINE, TELEMETRY, int(newest[i]))
-        ok = np.flatnonzero(known & batch.ok)
-        if len(ok):
-            s, ts = series[ok], batch.ts_ns[ok]
-            order = np.lexsort((ts, s))
-            s_sorted = s[order]
-            last = ok[order[np.append(s_sorted[1:] != s_sorted[:-1], True)]]
-            sid, ts_last = series[last], batch.ts_ns[last]
-            newer = ts_last >= self._val_ts[sid]
-            sid = sid[newer]
-            self._val_ts[sid], self._val[sid] = ts_last[newer], batch.value[last[newer]]
-            self._dirty_series[sid] = True
+        ok = known & batch.ok
+        a.keep_newest(series[ok], batch.ts_ns[ok], batch.value[ok])
 
     def sweep(self, *, hold: bool = False) -> int:
         """Mark offline (cause ``timeout``) every device silent for too long; return how many.
@@ -217,9 +178,10 @@ class StatusStore:
         if hold:
             self._listening_ns = now
             return 0
-        ref = np.maximum(self._seen, self._listening_ns)
-        ref = np.maximum(ref, np.where(self._status == ONLINE, self._since, NEVER))
-        late = (self._status != OFFLINE) & (now - ref > self._interval_ns * self._factor)
+        a = self._a
+        ref = np.maximum(a.seen, self._listening_ns)
+        ref = np.maximum(ref, np.where(a.status == ONLINE, a.since, NEVER))
+        late = (a.status != OFFLINE) & (now - ref > a.interval_ns * self._factor)
         for i in np.flatnonzero(late).tolist():
             self._set(i, OFFLINE, TIMEOUT, now)
         return int(np.count_nonzero(late))
@@ -228,25 +190,15 @@ class StatusStore:
     async def flush(self) -> None:
         """Write what changed since the last flush, in one transaction on the writer thread.
         On a database error the changes stay pending for the next flush (and it raises)."""
-        devs = np.flatnonzero(self._dirty_dev)
-        sids = np.flatnonzero(self._dirty_series)
+        changes = self._a.take_changes()
         history = list(self._pending)
-        if not (len(devs) or len(sids) or history):
+        if not (changes.statuses or changes.values or history):
             return
-        self._dirty_dev[devs] = False
-        self._dirty_series[sids] = False
         self._pending.clear()
-        ids = [d.id for d in self.table.devices]
-        statuses = [(ids[i], STATUSES[self._status[i]], int(self._since[i]),
-                     CAUSES[self._cause[i]], int(self._seen[i])) for i in devs.tolist()]
-        di = self.table.device_index
-        values = [(ids[di[s]], self.table.metric[s], int(self._val_ts[s]), float(self._val[s]))
-                  for s in sids.tolist()]
         try:
-            await self._run(self._db.write, statuses, values, history)
+            await self._run(self._db.write, changes.statuses, changes.values, history)
         except BaseException:
-            self._dirty_dev[devs] = True
-            self._dirty_series[sids] = True
+            self._a.unsaved(changes)
             self._pending.extendleft(reversed(history))
             raise
 
@@ -262,18 +214,12 @@ class StatusStore:
 
     # -- reads -------------------------------------------------------------------------------
     def state(self, device_id: str) -> DeviceState | None:
-        i = self._index.get(device_id)
-        if i is None:
-            return None
-        values = {self.table.metric[s]: (float(self._val[s]), int(self._val_ts[s]))
-                  for s in self._dev_sids[i] if self._val_ts[s] != NEVER}
-        since, seen = int(self._since[i]), int(self._seen[i])
-        return DeviceState(STATUSES[self._status[i]], None if since == NEVER else since,
-                           CAUSES[self._cause[i]], None if seen == NEVER else seen, values)
+        i = self._a.index.get(device_id)
+        return None if i is None else self._a.state(i)
 
     def status(self, device_id: str) -> str:
-        i = self._index.get(device_id)
-        return "unknown" if i is None else STATUSES[self._status[i]]
+        i = self._a.index.get(device_id)
+        return "unknown" if i is None else STATUSES[self._a.status[i]]
 
     async def history(self, device_id: str, limit: int = 100) -> list[Transition]:
         """The device's transitions, newest first (pending ones are flushed first)."""

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from core.metrics import Metrics
+from devices.api import PREFIX as DEVICES_API, devices_api
 from devices.registry import Registry, default_registry_path, load_registry
 from devices.series import SeriesTable
 from devices.status import StatusStore
@@ -26,7 +27,7 @@ from ingest.mqtt_source import MqttSource
 from ingest.pipeline import Pipeline
 from ingest.snapshot import StateFile
 from ingest.warmup import warm_up
-from pantau.http_api import Check, build_app, start_http
+from pantau.http_api import Check, SubApp, build_app, start_http
 from pantau.settings import Settings
 from processors import Chain, ProcessorContext, build_chain
 
@@ -122,8 +123,8 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None,
                 return f"database not reachable: {e}"
             return "" if pipeline.sink_ok else f"writes failing: {pipeline.last_sink_error}"
 
-        app = build_app(registry, metrics, [Check("mqtt", mqtt_check), Check("database", db_check)],
-                        status)
+        app = build_app(metrics, [Check("mqtt", mqtt_check), Check("database", db_check)],
+                        [SubApp(DEVICES_API, devices_api(registry, status), write_role="admin")])
         http = await start_http(app, settings.http.host, settings.http.port)
         log.info("Pantau is up: %d devices, %d series; HTTP on http://%s/ (metrics, readyz, "
                  "api/devices); dead letters in %s", len(registry.devices), len(table),

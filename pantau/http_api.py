@@ -1,37 +1,35 @@
-"""The HTTP API (aiohttp): health, readiness, Prometheus metrics and the devices.
+"""The HTTP app (aiohttp): health, readiness and metrics, plus the sub-apps packages contribute.
+
+Pantau's own routes:
 
 - ``GET /healthz``: 200 while the process runs.
 - ``GET /readyz``: 200 when the broker is connected and the database answers, else 503; the
   JSON body says which check failed and why.
-- ``GET /metrics``: Prometheus text format (see `core.metrics.HELP`).
-- ``GET /api/devices?kind=&site=&status=``: ``[{"id", "kind", "site", "lat", "lon", "name",
-  "interval_s", "status", "last_seen", "battery_v", "metrics": [{"name", "unit"}]}]``;
-  each filter takes one value or several separated by commas; an unknown value is a 400.
-- ``GET /api/devices/{id}``: the same fields plus ``status_since``, ``status_cause``,
-  ``owner``, ``contact``, ``tags``, ``params``, each metric's ``calibration`` periods and
-  ``values`` (``{metric: {"value", "unit", "ts"}}``, the newest stored reading per metric).
-- ``GET /api/devices/{id}/history?limit=100``: status transitions, newest first:
-  ``[{"ts", "status", "cause"}]`` (cause: ``lwt``, ``timeout`` or ``telemetry``).
+- ``GET /metrics``: Prometheus text format (HELP texts come from the components that count).
 
-Times are RFC 3339 UTC strings with milliseconds (``null`` when never). Errors are JSON
-``{"error": "..."}``: 404 for an unknown device, 400 for a bad parameter. Status comes from
-`devices.status.StatusStore` (in memory; history from its SQLite file).
+Everything else is contributed: a package exposes a function that builds an
+``aiohttp.web.Application`` whose routes are relative to one prefix (``devices.api.devices_api``
+for ``/api/devices``; the alerts API, next, for ``/api/alerts``), and the composition root
+(`pantau.app`) wraps it in a `SubApp` record: the prefix, the app, the role a caller needs to
+read it (``GET``/``HEAD``) and the role needed for every other method. `build_app` mounts each
+one with ``add_subapp``. The contract for a contributed app:
+
+- it owns only the paths under its prefix (prefixes never nest or repeat);
+- it answers JSON, errors as ``{"error": "..."}`` with a 4xx status;
+- it does no authentication of its own: the roles in its `SubApp` record are the policy.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Literal
 
 from aiohttp import web
 
 from core.metrics import Metrics
-from devices.registry import Device, Registry
-from devices.status import STATUSES, DeviceState, StatusStore
 
-MAX_HISTORY = 1000
+Role = Literal["viewer", "operator", "admin"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,69 +38,26 @@ class Check:
     probe: Callable[[], Awaitable[str]]  # "" when healthy, else the reason
 
 
-def iso(ns: int | None) -> str | None:
-    """RFC 3339 UTC with milliseconds, or None."""
-    if ns is None:
-        return None
-    secs, ms = divmod(ns // 1_000_000, 1000)
-    return dt.datetime.fromtimestamp(secs, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms:03d}Z"
+@dataclass(frozen=True, slots=True)
+class SubApp:
+    """A package's contribution to the HTTP API: ``app`` served under ``prefix`` (e.g.
+    ``/api/devices``: starts with ``/``, no trailing ``/``); a caller needs ``read_role`` for
+    GET and HEAD and ``write_role`` for any other method."""
+
+    prefix: str
+    app: web.Application
+    read_role: Role = "viewer"
+    write_role: Role = "admin"
+
+    def __post_init__(self) -> None:
+        if not self.prefix.startswith("/") or self.prefix.endswith("/"):
+            raise ValueError(f"sub-app prefix {self.prefix!r}: must start with '/' and not "
+                             "end with one")
 
 
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
-
-
-def _summary(d: Device, st: DeviceState) -> dict[str, Any]:
-    battery = st.values.get("battery_v")
-    return {"id": d.id, "kind": d.kind, "site": d.site, "lat": d.lat, "lon": d.lon,
-            "name": d.name, "interval_s": d.interval_s, "status": st.status,
-            "last_seen": iso(st.last_seen_ns), "battery_v": battery[0] if battery else None,
-            "metrics": [{"name": m.name, "unit": m.unit} for m in d.metrics]}
-
-
-def _detail(d: Device, st: DeviceState) -> dict[str, Any]:
-    units = {m.name: m.unit for m in d.metrics}
-    body = _summary(d, st)
-    body.update({
-        "status_since": iso(st.since_ns), "status_cause": st.cause or None,
-        "owner": d.owner, "contact": d.contact, "tags": dict(d.tags), "params": dict(d.params),
-        "metrics": [{"name": m.name, "unit": m.unit, "min": _finite(m.min), "max": _finite(m.max),
-                     "gain": m.gain, "offset": m.offset,
-                     "calibration": [{"from": iso(p.start_ns), "gain": p.gain,
-                                      "offset": p.offset, "note": p.note}
-                                     for p in m.calibration]} for m in d.metrics],
-        "values": {name: {"value": v, "unit": units.get(name, ""), "ts": iso(ts)}
-                   for name, (v, ts) in sorted(st.values.items())},
-    })
-    return body
-
-
-def _finite(x: float) -> float | None:
-    return x if abs(x) != float("inf") else None
-
-
-def _filters(query: Mapping[str, str], allowed: Mapping[str, set[str]]
-             ) -> dict[str, set[str]] | str:
-    """Filter name -> accepted values, or the error message for a bad value."""
-    out: dict[str, set[str]] = {}
-    for name, known in allowed.items():
-        raw = query.get(name, "").strip()
-        if not raw:
-            continue
-        values = {v.strip() for v in raw.split(",") if v.strip()}
-        bad = sorted(values - known)
-        if bad:
-            return (f"filter '{name}': {bad[0]!r} is not one of "
-                    f"{', '.join(sorted(known))}")
-        out[name] = values
-    return out
-
-
-def build_app(registry: Registry, metrics: Metrics, checks: list[Check],
-              status: StatusStore) -> web.Application:
-    allowed = {"kind": {d.kind for d in registry.devices},
-               "site": {s.id for s in registry.sites} | {d.site for d in registry.devices},
-               "status": set(STATUSES)}
+def build_app(metrics: Metrics, checks: Sequence[Check],
+              subapps: Sequence[SubApp] = ()) -> web.Application:
+    """The root app: Pantau's own routes, then each of ``subapps`` mounted at its prefix."""
 
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -117,49 +72,12 @@ def build_app(registry: Registry, metrics: Metrics, checks: list[Check],
         return web.Response(text=metrics.render(), content_type="text/plain",
                             charset="utf-8", headers={"X-Content-Type-Options": "nosniff"})
 
-    def lookup(request: web.Request) -> tuple[Device, DeviceState] | web.Response:
-        device_id = request.match_info["id"]
-        d, st = registry.device(device_id), status.state(device_id)
-        if d is None or st is None:
-            return _error(404, f"device {device_id!r} is not in the registry")
-        return d, st
-
-    async def devices(request: web.Request) -> web.Response:
-        filters = _filters(request.query, allowed)
-        if isinstance(filters, str):
-            return _error(400, filters)
-        rows = []
-        for d in registry.devices:
-            st = status.state(d.id)
-            if st is None:
-                continue
-            fields = {"kind": d.kind, "site": d.site, "status": st.status}
-            if all(fields[k] in v for k, v in filters.items()):
-                rows.append(_summary(d, st))
-        return web.json_response(rows)
-
-    async def device(request: web.Request) -> web.Response:
-        found = lookup(request)
-        return found if isinstance(found, web.Response) else web.json_response(_detail(*found))
-
-    async def history(request: web.Request) -> web.Response:
-        found = lookup(request)
-        if isinstance(found, web.Response):
-            return found
-        raw = request.query.get("limit", "100")
-        if not raw.isdigit() or not 1 <= int(raw) <= MAX_HISTORY:
-            return _error(400, f"limit: {raw!r} is not a whole number in [1, {MAX_HISTORY}]")
-        rows = await status.history(found[0].id, int(raw))
-        return web.json_response([{"ts": iso(t.ts_ns), "status": t.status, "cause": t.cause}
-                                  for t in rows])
-
     app = web.Application()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_view)
-    app.router.add_get("/api/devices", devices)
-    app.router.add_get("/api/devices/{id}", device)
-    app.router.add_get("/api/devices/{id}/history", history)
+    for sub in subapps:
+        app.add_subapp(sub.prefix, sub.app)
     return app
 
 

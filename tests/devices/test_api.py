@@ -1,4 +1,5 @@
-"""The devices API over aiohttp's test client: list, filters, one device, history, errors."""
+"""The devices API (`devices.api`) mounted at its prefix, over aiohttp's test client: list,
+filters, one device, history, errors."""
 
 from __future__ import annotations
 
@@ -7,15 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from core.batch import TelemetryBatch
-from core.metrics import Metrics
 from core.stored import Stored
+from devices.api import PREFIX, devices_api, iso
 from devices.registry import parse_registry
 from devices.series import SeriesTable
 from devices.status import StatusStore
-from pantau.http_api import Check, build_app, iso
 
 S = 1_000_000_000
 T0 = 1_800_000_000 * S
@@ -47,9 +48,8 @@ class Clock:
 async def api(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], StatusStore, Clock]]:
     clock = Clock()
     async with StatusStore(tmp_path / "pantau.sqlite", TABLE, clock=clock) as store:
-        async def ok() -> str:
-            return ""
-        app = build_app(REGISTRY, Metrics(), [Check("mqtt", ok)], store)
+        app = web.Application()
+        app.add_subapp(PREFIX, devices_api(REGISTRY, store))
         async with TestClient(TestServer(app)) as client:
             yield client, store, clock
 
