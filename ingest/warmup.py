@@ -63,7 +63,7 @@ async def warm_up(chain: Chain, reader: InfluxQLReader, *, now_ns: int, max_s: f
     t0 = time.perf_counter()
     table = chain.table
     report = WarmupReport()
-    if table is None or not chain.stateful:
+    if not chain.stateful:
         return report
     need = np.minimum(chain.lookback_s(), max_s)
     rp = f"{q_ident(retention_policy)}." if retention_policy else ""
@@ -99,7 +99,6 @@ async def _seed(chain: Chain, reader: InfluxQLReader, src: str, of_kind: npt.NDA
     """Seed the steps from the last stored value of each derived field they name, for the
     devices of one kind (``of_kind``: a mask over the raw series)."""
     table = chain.table
-    assert table is not None
     index = {d.id: i for i, d in enumerate(table.devices)}
     for name, steps in chain.seeds().items():
         ids = table.derived.get((name, False))
@@ -133,7 +132,6 @@ async def _replay(chain: Chain, reader: InfluxQLReader, src: str, fields: list[s
                   start: int, page_size: int, report: WarmupReport) -> int:
     """Page through ``fields`` of ``src`` from ``start`` in time order; replay each page."""
     table = chain.table
-    assert table is not None
     select = ", ".join(q_ident(f) for f in fields)
     cursor, done = start, 0
     while True:

@@ -6,11 +6,13 @@ Python loop per reading), never clears a row's ``status`` once set and keeps ``o
 aligned with its rows. One module per processor; `PROCESSORS` is the explicit registry that
 ``ingest.processors`` in the settings names.
 
-Stateful processors (`processors.domain.derived.StatefulProcessor`) also offer ``step(batch)
--> Output`` (derived values and tiers), ``derives()`` (the derived metrics they may produce,
-so the series table can give them ids up front) and ``state()`` / ``restore()``. A `Chain`
-runs both kinds (`processors.domain.chain`): `Chain.run` returns the readings, the derived rows
-ready to be written beside them and the tiers.
+What a processor offers beyond that is stated by the small Protocols it implements
+(`processors.domain.capabilities`): `Deriving` (``derives()``: the derived metrics it may
+produce, so the series table gives them ids up front), `Stateful` (``step(batch) -> Output``
+with derived values and tiers, ``state()`` / ``restore()``), `Deferring`, `Replayable`,
+`ReplayAware`, `Seeded` and `Counting`. A `Chain` runs them all (`processors.domain.chain`):
+`Chain.run` returns the readings, the derived rows ready to be written beside them and the
+tiers.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from processors.anomaly import Anomaly
 from processors.aqi import AirQuality
 from processors.calibration import Calibration
 from processors.dedupe import Dedupe
-from processors.domain.chain import QUALITY, Chain, Processed, Processor, ProcessorError
+from processors.domain.capabilities import Deriving, Processor
+from processors.domain.chain import QUALITY, Chain, Processed, ProcessorError
 from processors.flood import FloodStage
 from processors.quality import Quality
 from processors.range_check import RangeCheck
@@ -95,11 +98,10 @@ def build_chain(names: Sequence[str], ctx: ProcessorContext) -> Chain:
     raw = ctx.table.raw
     metrics = [DerivedMetric(QUALITY, True, np.ones(raw, bool))]
     for p in steps:
-        fn = getattr(p, "derives", None)
-        if callable(fn):
-            metrics += fn()
+        if isinstance(p, Deriving):
+            metrics += p.derives()
     try:
         table = ctx.table.with_derived(metrics)
     except ValueError as e:
         raise ProcessorError(f"processor chain {', '.join(names)}: {e}") from e
-    return Chain(steps, names, table)
+    return Chain(steps, table, names)

@@ -206,6 +206,11 @@ class AirQuality:
         if "incomplete" in state:  # snapshots from before the completeness rules have none
             self.incomplete = np.asarray(state["incomplete"], np.int64).copy()
 
+    @property
+    def last_ts(self) -> I64:
+        """Per series, the newest timestamp the state includes (`Replayable`)."""
+        return self.history.last_ts
+
     def lookback_s(self) -> F64:
         """Per series, the history a replay needs (`ingest.warmup`): the 24 hours kept."""
         return np.where(self.own, 24 * 3600.0, 0.0)

@@ -130,6 +130,11 @@ class FloodStage:
         return np.where(np.isnan(self.thr[s, 0]), np.nan, stage)
 
     # -- warm-up from stored data (`ingest.warmup`) ------------------------------------------
+    @property
+    def last_ts(self) -> I64:
+        """Per series, the newest timestamp the state includes (`Replayable`)."""
+        return self.history.last_ts
+
     def lookback_s(self) -> F64:
         """Per series, how much recent history a replay needs: the rise window and the
         minimum duration of a stage (plus one interval for the reading before)."""

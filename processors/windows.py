@@ -19,7 +19,7 @@ from core.state import State
 from devices.series import DerivedMetric, SeriesTable
 from processors.domain.derived import Derived, Output, derived
 from processors.domain.rolling import History
-from processors.domain.segments import F64, IP, fresh_rows
+from processors.domain.segments import F64, I64, IP, fresh_rows
 
 STATS = ("mean", "min", "max", "count", "last")
 
@@ -47,6 +47,11 @@ class Windows:
     def derives(self) -> list[DerivedMetric]:
         return [DerivedMetric(f"{stat}_{window_label(w)}", True, self.selected)
                 for w in self.windows_s for stat in self.stats]
+
+    @property
+    def last_ts(self) -> I64:
+        """Per series, the newest timestamp the state includes (`Replayable`)."""
+        return self.history.last_ts
 
     def lookback_s(self) -> F64:
         """Per series, the history a replay needs: the longest window."""

@@ -1,12 +1,12 @@
 """`Chain`: processors applied in order, with what the stateful ones add (derived rows, tiers,
-state snapshots, the warm-up's replay). Built by `processors.build_chain`."""
+state snapshots, the warm-up's replay). Built by `processors.build_chain`; which processor
+offers what is stated by the Protocols of `processors.domain.capabilities`."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -15,15 +15,19 @@ from core.batch import TelemetryBatch
 from core.errors import PantauError
 from core.state import State
 from devices.series import SeriesTable
-from processors.domain.derived import Derived, Output, Tier
+from processors.domain.capabilities import (
+    Counting,
+    Deferring,
+    Processor,
+    Replayable,
+    ReplayAware,
+    Seeded,
+    Stateful,
+)
+from processors.domain.derived import Derived, Tier
 from processors.domain.segments import IP, sort_order
 
 QUALITY = "q"  # every raw series may carry `<metric>_q`: its quality flags, when any is set
-
-
-class Processor(Protocol):
-    def process(self, batch: TelemetryBatch) -> TelemetryBatch: ...
-
 
 class ProcessorError(PantauError):
     """A processor chain names an unknown processor, or its state cannot be restored."""
@@ -43,20 +47,23 @@ class Chain:
     """Processors applied in order; itself a `Processor`.
 
     ``table`` is the series table extended with every derived metric the steps promise (and
-    ``<metric>_q`` for each raw series): the one the sink encodes with. Not thread-safe: one
-    writer calls `run` (or `process`), `state` and `restore`.
+    ``<metric>_q`` for each raw series): the one the sink encodes with. ``names`` name the
+    steps in state snapshots (default: their class names). Not thread-safe: one writer calls
+    `run` (or `process`), `state` and `restore`.
     """
 
-    def __init__(self, steps: Sequence[Processor], names: Sequence[str] = (),
-                 table: SeriesTable | None = None) -> None:
+    def __init__(self, steps: Sequence[Processor], table: SeriesTable,
+                 names: Sequence[str] = ()) -> None:
         self.steps = tuple(steps)
         self.names = tuple(names) or tuple(type(p).__name__.lower() for p in self.steps)
-        self._stepping = tuple(callable(getattr(p, "step", None)) for p in self.steps)
-        self.stateful = {n: p for n, p in zip(self.names, self.steps, strict=True)
-                         if callable(getattr(p, "state", None))}
         self.table = table
+        # each step once as what it offers: (plain, stateful, deferring), one of them set
+        self._plan = tuple((p, p if isinstance(p, Stateful) else None,
+                            p if isinstance(p, Deferring) else None) for p in self.steps)
+        self.stateful = {n: p for n, p in zip(self.names, self.steps, strict=True)
+                         if isinstance(p, Stateful)}
+        self._replayable = [p for p in self.steps if isinstance(p, Replayable)]
         self._fingerprint: str | None = None
-        self._defers = tuple(callable(getattr(p, "defer", None)) for p in self.steps)
 
     def process(self, batch: TelemetryBatch) -> TelemetryBatch:
         for step in self.steps:
@@ -74,14 +81,14 @@ class Chain:
         tiers: list[Tier] = []
         order: IP | None = None  # the batch sorted by (series, ts), shared by the steps
         sorted_by: tuple[object, object] = (None, None)
-        for p, stepping, defers in zip(self.steps, self._stepping, self._defers, strict=True):
-            if stepping:
+        for p, stateful, deferring in self._plan:
+            if stateful is not None:
                 if sorted_by[0] is not batch.ts_ns or sorted_by[1] is not batch.series:
                     order, sorted_by = sort_order(batch), (batch.ts_ns, batch.series)
-                if defer_tiers and defers:
-                    batch = p.defer(batch, order)  # type: ignore[attr-defined]
+                if defer_tiers and deferring is not None:
+                    batch = deferring.defer(batch, order)
                     continue
-                out: Output = p.step(batch, order)  # type: ignore[attr-defined]
+                out = stateful.step(batch, order)
                 batch = out.batch
                 derived += out.derived
                 tiers += out.tiers
@@ -94,14 +101,12 @@ class Chain:
         (`processors.tiers.Tiers.flush`: closed buckets, open ones due for a rewrite, or with
         ``all_open`` every open bucket not yet written in full)."""
         out: list[Tier] = []
-        for p, defers in zip(self.steps, self._defers, strict=True):
-            if defers:
-                out += p.flush(all_open=all_open)  # type: ignore[attr-defined]
+        for _, _, deferring in self._plan:
+            if deferring is not None:
+                out += deferring.flush(all_open=all_open)
         return out
 
     def _rows(self, batch: TelemetryBatch, derived: list[Derived]) -> TelemetryBatch:
-        if self.table is None:
-            return TelemetryBatch.empty()
         ts, series, value = [], [], []
         for d in derived:  # one array operation per derived output, never per row
             ids = self.table.derived.get((d.name, d.per_series))
@@ -127,62 +132,55 @@ class Chain:
     def lookback_s(self) -> npt.NDArray[np.float64]:
         """Per raw series, how far back a replay must start to rebuild the steps' state
         (0: no step keeps state for it)."""
-        raw = self.table.raw if self.table is not None else 0
+        raw = self.table.raw
         need = np.zeros(raw)
-        for p in self.steps:
-            fn = getattr(p, "lookback_s", None)
-            if callable(fn):
-                need = np.maximum(need, np.asarray(fn(), np.float64)[:raw])
+        for p in self._replayable:
+            need = np.maximum(need, np.asarray(p.lookback_s(), np.float64)[:raw])
         return need
 
     def seen_ts(self) -> npt.NDArray[np.int64]:
         """Per raw series, the oldest of the latest timestamps the steps that keep state for it
         have seen (`processors.domain.segments.NEVER` when one has seen none): a reading the
-        state does not include yet is newer than this. A step's latest timestamps are its
-        ``last_ts`` or ``history.last_ts`` array."""
-        raw = self.table.raw if self.table is not None else 0
+        state does not include yet is newer than this (`Replayable.last_ts`)."""
+        raw = self.table.raw
         seen = np.full(raw, np.iinfo(np.int64).max, np.int64)
-        for p in self.steps:
-            fn = getattr(p, "lookback_s", None)
-            last = getattr(p, "last_ts", getattr(getattr(p, "history", None), "last_ts", None))
-            if callable(fn) and last is not None:
-                mine = np.asarray(fn())[:raw] > 0
-                seen[mine] = np.minimum(seen[mine], np.asarray(last)[:raw][mine])
+        for p in self._replayable:
+            mine = np.asarray(p.lookback_s())[:raw] > 0
+            seen[mine] = np.minimum(seen[mine], np.asarray(p.last_ts)[:raw][mine])
         return seen
 
-    def seeds(self) -> dict[str, list[Any]]:
+    def seeds(self) -> dict[str, list[Seeded]]:
         """Derived field -> the steps seeded from its last stored value before a replay."""
-        out: dict[str, list[Any]] = {}
+        out: dict[str, list[Seeded]] = {}
         for p in self.steps:
-            for name in getattr(p, "seeds", tuple)():
-                out.setdefault(name, []).append(p)
+            if isinstance(p, Seeded):
+                for name in p.seeds():
+                    out.setdefault(name, []).append(p)
         return out
 
     def replay(self, batch: TelemetryBatch) -> None:
         """Advance the stateful steps over stored readings (already calibrated and checked,
         so the stateless steps are skipped); what they derive is not kept (it is stored)."""
         order = sort_order(batch)
-        for p, stepping, defers in zip(self.steps, self._stepping, self._defers, strict=True):
-            if defers:
-                p.defer(batch, order)  # type: ignore[attr-defined]
-            elif stepping:  # flags flow on, as in `run` (flood leaves spikes out of its fit)
-                batch = p.step(batch, order).batch  # type: ignore[attr-defined]
+        for _, stateful, deferring in self._plan:
+            if deferring is not None:
+                deferring.defer(batch, order)
+            elif stateful is not None:  # flags flow on, as in `run` (flood leaves spikes out)
+                batch = stateful.step(batch, order).batch
 
     def replayed(self, *, catch_up: bool) -> None:
         """End of a replay: steps drop what they produced (tiers) and, unless it caught up
         after a restored snapshot (``catch_up``), what they counted (quality)."""
         for p in self.steps:
-            fn = getattr(p, "replayed", None)
-            if callable(fn):
-                fn(catch_up=catch_up)
+            if isinstance(p, ReplayAware):
+                p.replayed(catch_up=catch_up)
 
     def counts(self) -> dict[str, int]:
         """Counters kept by the steps (e.g. `Quality.counts`), for ``/metrics``."""
         out: dict[str, int] = {}
         for p in self.steps:
-            fn = getattr(p, "counts", None)
-            if callable(fn):
-                out.update(fn())
+            if isinstance(p, Counting):
+                out.update(p.counts())
         return out
 
     # -- state ---------------------------------------------------------------------------
@@ -194,9 +192,8 @@ class Chain:
 
     def _hash(self) -> str:
         h = hashlib.sha256()
-        if self.table is not None:
-            for s in range(self.table.raw):
-                h.update("/".join(self.table.key(s)).encode() + b"\n")
+        for s in range(self.table.raw):
+            h.update("/".join(self.table.key(s)).encode() + b"\n")
         h.update(",".join(self.names).encode())
         return h.hexdigest()
 
@@ -204,7 +201,7 @@ class Chain:
         """Every stateful step's arrays, as ``<step>/<key>`` (the arrays are not copied)."""
         out: State = {"fingerprint": np.array(self.fingerprint())}
         for name, p in self.stateful.items():
-            for k, a in p.state().items():  # type: ignore[attr-defined]
+            for k, a in p.state().items():
                 out[f"{name}/{k}"] = a
         return out
 
@@ -220,9 +217,9 @@ class Chain:
         restored = []
         for name, p in self.stateful.items():
             prefix = f"{name}/"
-            part: dict[str, Any] = {k[len(prefix):]: v for k, v in state.items()
-                                    if k.startswith(prefix)}
+            part: State = {k[len(prefix):]: v for k, v in state.items()
+                           if k.startswith(prefix)}
             if part:
-                p.restore(part)  # type: ignore[attr-defined]
+                p.restore(part)
                 restored.append(name)
         return restored

@@ -1,9 +1,8 @@
 """What stateful processors return beside the batch: derived values and downsampled tiers.
 
 A processor stays ``process(batch) -> batch`` for the chain; the ones that compute new values
-also offer ``step(batch) -> Output`` (the same batch plus what they derived) and
-``state()`` / ``restore(state)`` so the pipeline can snapshot them. Call either ``step`` or
-``process`` for a batch, never both: each advances the state.
+are `processors.domain.capabilities.Stateful`: ``step(batch) -> Output`` returns the same batch
+plus what they derived.
 
 Derived values are keyed by the series they come from (``source``) and a ``name``:
 
@@ -19,13 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from core.batch import TelemetryBatch
-from core.state import State
 from devices.series import SeriesTable
 from processors.domain.segments import F64, I32, I64
 
@@ -100,15 +97,6 @@ class Output:
 
     def get(self, name: str, *, per_series: bool) -> Derived:
         return next(d for d in self.derived if d.name == name and d.per_series == per_series)
-
-
-class StatefulProcessor(Protocol):
-    """A processor with per-series state: pure apart from that state, which only advances."""
-
-    def process(self, batch: TelemetryBatch) -> TelemetryBatch: ...
-    def step(self, batch: TelemetryBatch) -> Output: ...
-    def state(self) -> State: ...
-    def restore(self, state: State) -> None: ...
 
 
 def derived(name: str, ts_ns: I64, source: I32, value: F64, *, per_series: bool = True

@@ -11,6 +11,15 @@ from devices.registry import parse_registry
 from devices.series import DerivedMetric, SeriesTable
 from ingest.writer import coalesce
 from processors import PROCESSORS, ProcessorContext, ProcessorError, build_chain
+from processors.domain.capabilities import (
+    Counting,
+    Deferring,
+    Deriving,
+    Replayable,
+    ReplayAware,
+    Seeded,
+    Stateful,
+)
 from processors.domain.derived import Tier
 from processors.settings import ProcessorSettings
 
@@ -175,3 +184,26 @@ def test_a_snapshot_of_another_registry_or_chain_is_refused() -> None:
 def test_every_processor_is_buildable_from_settings() -> None:
     for name in PROCESSORS:
         build_chain([name], ProcessorContext(TABLE, settings=SETTINGS))
+
+
+CAPABILITIES = {Deriving: {"flood", "aqi", "anomaly", "windows"},
+                Stateful: {"quality", "flood", "aqi", "anomaly", "windows", "tiers"},
+                Deferring: {"tiers"},
+                Replayable: {"quality", "flood", "aqi", "anomaly", "windows", "tiers"},
+                ReplayAware: {"quality", "aqi", "tiers"},
+                Seeded: {"flood"},
+                Counting: {"quality", "aqi"}}
+
+
+@pytest.mark.parametrize("capability", [pytest.param(c, id=c.__name__) for c in CAPABILITIES])
+def test_processors_state_what_they_offer_as_protocols(capability: type) -> None:
+    ctx = ProcessorContext(TABLE, settings=SETTINGS)
+    assert {n for n, make in PROCESSORS.items()
+            if isinstance(make(ctx), capability)} == CAPABILITIES[capability]
+
+
+def test_a_replay_starts_after_what_every_stateful_step_has_seen() -> None:
+    c = chain((*DEFAULT, "windows"))
+    assert (c.seen_ts() == np.iinfo(np.int64).min).all()  # fresh: nothing seen
+    c.run(stream(3))
+    assert c.seen_ts()[L1] == 2 * MIN  # flood, quality, anomaly, windows and tiers saw it
