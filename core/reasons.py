@@ -24,6 +24,8 @@ class Reason(IntEnum):
     MISSING_TIMESTAMP = 7
     TS_IN_FUTURE = 8
     TS_TOO_OLD = 9
+    # A bug met while handling this message; it is set aside so that the others go on.
+    INTERNAL_ERROR = 10
     # Per-reading reasons: the rest of the message is still stored.
     UNKNOWN_METRIC = 20
     NOT_A_NUMBER = 21
@@ -55,6 +57,8 @@ DESCRIPTIONS: dict[Reason, str] = {
     Reason.MISSING_TIMESTAMP: "reading has no device timestamp",
     Reason.TS_IN_FUTURE: "timestamp is further in the future than ingest.max_future_s",
     Reason.TS_TOO_OLD: "timestamp is further in the past than ingest.max_age_s",
+    Reason.INTERNAL_ERROR: "handling the message raised an unexpected error (a bug in Pantau); "
+                           "it was set aside so that ingest goes on",
     Reason.UNKNOWN_METRIC: "the device does not declare this metric in the registry",
     Reason.NOT_A_NUMBER: "value is not a number",
     Reason.NOT_FINITE: "value is NaN or infinite",

@@ -62,7 +62,10 @@ class DeadLetterRecord:
             doc["payload"] = self.payload.decode("utf-8")
         except UnicodeDecodeError:
             doc["payload_b64"] = base64.b64encode(self.payload).decode("ascii")
-        return json.dumps(doc, ensure_ascii=False).encode("utf-8")
+        try:
+            return json.dumps(doc, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate from a JSON escape: keep it escaped
+            return json.dumps(doc).encode("ascii")
 
 
 class DeadLetter:

@@ -164,6 +164,8 @@ class Pipeline:
 
     # -- intake (sync, on the event loop) -------------------------------------------------
     def on_message(self, topic: str, payload: bytes, mid: int, generation: int) -> None:
+        """Take one message into the open batch. Never raises: whatever handling it raises (a
+        bug) sets that message aside as ``internal_error`` and ingest goes on."""
         op = self._open
         origin = len(op.acks)
         now = self._clock()
@@ -174,17 +176,14 @@ class Pipeline:
         self._c_msgs.value += 1
         self._g_unacked.value += 1
         rows = op.rows.ts_ns  # the row count is len() of any column
-        if topics.is_status(topic):
-            self._status(topic, payload)
-        else:
-            before = len(rows)
-            note = self._decoder.decode(topic, payload, now, op.rows, origin)
-            if note is not None:
-                op.rejected_messages[origin] = note
-            added = len(rows) - before
-            notes = op.rows.notes.get(origin) if op.rows.notes else None
-            self._c_readings.value += added + (len(notes) if notes else 0)
-            self._g_inflight.value += added
+        before = len(rows)
+        try:
+            if topics.is_status(topic):
+                self._status(topic, payload)
+            else:
+                self._decode(op, topic, payload, now, origin)
+        except Exception as e:  # the message boundary: one message must not stall the city
+            self._internal_error(op, origin, before, topic, e)
         if self._g_unacked.value >= self._max_unacked and not self._paused:
             # Crossing the cap seals once and pauses; what the source still hands over
             # (the rest of its read buffer) joins the open batch instead of tiny ones.
@@ -194,6 +193,31 @@ class Pipeline:
             self._seal()
         elif self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self._flush_s, self._seal)
+
+    def _decode(self, op: _Open, topic: str, payload: bytes, now: int, origin: int) -> None:
+        rows = op.rows.ts_ns
+        before = len(rows)
+        note = self._decoder.decode(topic, payload, now, op.rows, origin)
+        if note is not None:
+            op.rejected_messages[origin] = note
+        added = len(rows) - before
+        notes = op.rows.notes.get(origin) if op.rows.notes else None
+        self._c_readings.value += added + (len(notes) if notes else 0)
+        self._g_inflight.value += added
+
+    def _internal_error(self, op: _Open, origin: int, rows: int, topic: str,
+                        e: Exception) -> None:
+        """Dead-letter message ``origin`` as ``internal_error`` (its payload is kept): forget
+        what it added, log the traceback at most once a minute."""
+        op.rows.truncate(rows, origin)
+        try:
+            text = str(e)[:300]
+        except Exception:  # an exception can fail to print (an int beyond 4300 digits)
+            text = "(unprintable)"
+        op.rejected_messages[origin] = Note(Reason.INTERNAL_ERROR,
+                                            f"{type(e).__name__}: {text}")
+        self._rlog.exception(Reason.INTERNAL_ERROR.slug, "handling a message on %s raised; it "
+                             "is dead-lettered as internal_error and ingest goes on", topic[:200])
 
     def _status(self, topic: str, payload: bytes) -> None:
         state = topics.parse_status(payload) or "unknown"
