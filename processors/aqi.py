@@ -20,7 +20,9 @@ hour, 6 of 8 hours, 18 of 24 hours; NowCast 2 of the 3 latest hours. A secondary
 1-hour O3, 24-hour SO2) only counts when complete. An incomplete reading adds nothing to the
 station's index (its latest complete sub-index still does, within ``max_age_s``) and is counted
 per pollutant in `counts` (``aqi_incomplete_<metric>``, ``aqi_incomplete_<metric>_nowcast``).
-State: the readings of the last 24 h, the latest complete sub-index and the counts per series.
+State per series, whatever its reporting rate: the count and sum of its readings per
+``resolution_s`` (5 minutes) over the last 24 h (`processors.domain.rolling.Rings`), the latest
+complete sub-index and the counts.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from devices.series import DerivedMetric, SeriesTable
 from processors.domain import aqi_completeness as c
 from processors.domain import aqi_tables as t
 from processors.domain.derived import Derived, Output, derived
-from processors.domain.rolling import History
+from processors.domain.rolling import Rings
 from processors.domain.segments import F64, I32, I64, IP, NEVER, B, ends, fresh_rows
 
 H = c.H
@@ -50,9 +52,11 @@ SPEC: dict[str, dict[str, list[tuple[str, int, str]]]] = {
 
 class AirQuality:
     def __init__(self, table: SeriesTable, *, standard: str = "ispu", pm25_table: str = "2024",
-                 max_age_s: float = 3 * 3600.0) -> None:
+                 max_age_s: float = 3 * 3600.0, resolution_s: int = 300) -> None:
         if standard not in SPEC:
             raise ValueError(f"air quality standard must be 'ispu' or 'aqi', not {standard!r}")
+        if resolution_s <= 0 or 3600 % resolution_s:
+            raise ValueError(f"air quality resolution_s must divide an hour, not {resolution_s}")
         n = len(table)
         self.std, self.pm25_table, self.max_age = standard, pm25_table, int(max_age_s * 1e9)
         self.entries = SPEC[standard]
@@ -62,7 +66,9 @@ class AirQuality:
         self.metric = table.metric
         self.device = table.device_index
         self.need = c.readings_needed(table.interval_s()) if n else np.empty(0, np.int64)
-        self.history = History(n, 24 * H)
+        self.per_hour = 3600 // resolution_s
+        self.rings = Rings(self.own, resolution_s * 1_000_000_000, 24 * self.per_hour,
+                           sums=("value",))
         self.sub = np.full(n, np.nan)
         self.sub_ts = np.full(n, NEVER, np.int64)
         self.incomplete = np.zeros((n, 2), np.int64)  # sub-index, NowCast
@@ -80,12 +86,13 @@ class AirQuality:
         return self.step(batch).batch
 
     def step(self, batch: TelemetryBatch, order: IP | None = None) -> Output:
-        rows = fresh_rows(batch, self.history.last_ts, order, self.own)
+        rows = fresh_rows(batch, self.rings.last_ts, order, self.own)
         if len(rows) == 0:
             return Output(batch)
-        s, ts = batch.series[rows], batch.ts_ns[rows]
-        span = self.history.add(s, ts, batch.value[rows])
-        hourly = c.hourly_means(span, self.need[s], 24)
+        s, ts, v = batch.series[rows], batch.ts_ns[rows], batch.value[rows]
+        frame = self.rings.frame(s, ts)
+        hourly = c.hourly_means(frame, v, self.need[s], 24, self.per_hour)
+        self.rings.fold(frame, {"value": v})
         sub, complete = self._subindex(hourly, s)
         self._count(0, s[~complete])
         out: list[Derived] = [derived(self.std, ts, s, sub), *self._index(s, ts, sub)]
@@ -196,11 +203,11 @@ class AirQuality:
         return out
 
     def state(self) -> State:
-        return {**self.history.state("history_"), "sub": self.sub, "sub_ts": self.sub_ts,
+        return {**self.rings.state("ring_"), "sub": self.sub, "sub_ts": self.sub_ts,
                 "incomplete": self.incomplete}
 
     def restore(self, state: State) -> None:
-        self.history.restore(state, "history_")
+        self.rings.restore(state, "ring_")
         self.sub = np.asarray(state["sub"], np.float64).copy()
         self.sub_ts = np.asarray(state["sub_ts"], np.int64).copy()
         if "incomplete" in state:  # snapshots from before the completeness rules have none
@@ -209,7 +216,7 @@ class AirQuality:
     @property
     def last_ts(self) -> I64:
         """Per series, the newest timestamp the state includes (`Replayable`)."""
-        return self.history.last_ts
+        return self.rings.last_ts
 
     def lookback_s(self) -> F64:
         """Per series, the history a replay needs (`ingest.warmup`): the 24 hours kept."""

@@ -11,11 +11,15 @@ Per gauge (a device with ``waspada_cm``, ``siaga_cm``, ``awas_cm`` in its params
 - rate of rise in cm/h: least-squares slope over the readings of the last ``rise_window_s``,
   NaN until the window holds 3 readings spanning a quarter of it (``level_rise_cm_h``); made
   robust by leaving out the readings the quality step flagged as spikes (`FLAG_SPIKE`; with
-  the default chain it runs before this one), so one bad echo does not swing the rate.
+  the default chain it runs before this one), so one bad echo does not swing the rate. The
+  window is `RISE_BUCKETS` buckets of ``rise_window_s / 30`` (`processors.domain.rolling`):
+  ``(T - rise_window_s, t]`` with ``T`` the reading's time rounded up to a bucket (1 minute by
+  default; ``T = t`` for a reading on the minute), and the state keeps the least-squares sums
+  per bucket, not the readings, so a gauge reporting 100 times too fast costs no more memory.
 
 Defaults: ``hysteresis_cm`` 5, ``min_duration_s`` 300, ``rise_window_s`` 1800. State (latches,
-the start of each run above a threshold, recent levels) is snapshotted with ``state()``, so a
-restart neither resets a stage nor re-enters it.
+the start of each run above a threshold, the fit's sums per bucket) is snapshotted with
+``state()``, so a restart neither resets a stage nor re-enters it.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from core.batch import FLAG_SPIKE, TelemetryBatch
 from core.state import State
 from devices.series import DerivedMetric, SeriesTable
 from processors.domain.derived import Output, derived
-from processors.domain.rolling import History
+from processors.domain.rolling import COUNT, Frame, Rings
 from processors.domain.segments import (
     F64,
     I32,
@@ -41,6 +45,8 @@ from processors.domain.segments import (
 )
 
 S = 1_000_000_000
+RISE_BUCKETS = 30  # buckets per rise window: its resolution
+FIT = ("n", "v", "t", "tt", "tv")  # per bucket: readings in the fit, sums of level, time, ...
 LEVELS = ("waspada_cm", "siaga_cm", "awas_cm")
 
 
@@ -73,7 +79,8 @@ class FloodStage:
             self.min_dur[sid] = int(p.get("min_duration_s", min_duration_s) * S)
             window[sid] = int(p.get("rise_window_s", rise_window_s) * S)
         self.window = window
-        self.history = History(n, window)
+        self.rings = Rings(self.gauge, np.maximum(window // RISE_BUCKETS, 1), RISE_BUCKETS,
+                           sums=FIT, mins=("first",))
         self.active = np.zeros((n, 3), bool)
         self.run_start = np.full((n, 3), NEVER, np.int64)
         # each device's gauge series (-1: none), for `seed`
@@ -89,24 +96,38 @@ class FloodStage:
         return self.step(batch).batch
 
     def step(self, batch: TelemetryBatch, order: IP | None = None) -> Output:
-        rows = fresh_rows(batch, self.history.last_ts, order, self.gauge)
+        rows = fresh_rows(batch, self.rings.last_ts, order, self.gauge)
         if len(rows) == 0:
             return Output(batch)
         s, t, raw = batch.series[rows], batch.ts_ns[rows], batch.value[rows]
         level = np.where(self.from_distance[s], self.ref[s] - raw, raw)
         # a reading the quality step flagged as a spike stays out of the fit (NaN)
         spike = (batch.flags[rows] & FLAG_SPIKE) != 0
-        span = self.history.add(s, t, np.where(spike, np.nan, level))
-        lo = span.lower(self.window[s])
-        slope, covered, n = span.slope_per_s(lo)
-        enough = (n >= 3) & (covered * 4 * S >= self.window[s])
-        rise = np.where(enough, slope * 3600.0, np.nan)
+        rise = self._rise(s, t, np.where(spike, np.nan, level))
         stage = self._stage(s, t, level)
         dist, thr = self.from_distance[s], ~np.isnan(stage)
         return Output(batch, (
             derived("level_cm", t[dist], s[dist], level[dist], per_series=False),
             derived("flood_stage", t[thr], s[thr], stage[thr], per_series=False),
             derived("level_rise_cm_h", t, s, rise, per_series=False)))
+
+    def _rise(self, s: I32, t: I64, level: F64) -> F64:
+        """Least-squares slope (cm/h) over each row's window; NaN levels are left out."""
+        f = self.rings.frame(s, t)
+        g = self.rings.width[s]
+        w = np.isfinite(level).astype(np.float64)
+        v = np.where(w > 0, level, 0.0)
+        tau = ((t - (f.b * g)) / S) * w  # seconds into the reading's bucket
+        values = {"n": w, "v": v, "t": tau, "tt": tau * tau, "tv": tau * v,
+                  "first": (t - f.b * g).astype(np.float64)}
+        n, st, stt, sv, stv, first = _window_sums(f, s, t, g, values)
+        self.rings.fold(f, values)
+        den = n * stt - st * st
+        with np.errstate(invalid="ignore", divide="ignore"):
+            slope = np.where(den > 1e-12 * np.maximum(n * stt, 1.0), (n * stv - st * sv) / den,
+                             np.nan)
+        enough = (n >= 3) & (first * 4 >= self.window[s])
+        return np.where(enough, slope * 3600.0, np.nan)
 
     def _stage(self, s: I32, t: I64, level: F64) -> F64:
         """Advance the three threshold latches over the sorted rows; highest active stage."""
@@ -133,7 +154,7 @@ class FloodStage:
     @property
     def last_ts(self) -> I64:
         """Per series, the newest timestamp the state includes (`Replayable`)."""
-        return self.history.last_ts
+        return self.rings.last_ts
 
     def lookback_s(self) -> F64:
         """Per series, how much recent history a replay needs: the rise window and the
@@ -158,10 +179,51 @@ class FloodStage:
         self.active[sid] = np.arange(3) < stage[:, None]
 
     def state(self) -> State:
-        return {**self.history.state("level_"), "active": self.active,
+        return {**self.rings.state("rise_"), "active": self.active,
                 "run_start": self.run_start}
 
     def restore(self, state: State) -> None:
-        self.history.restore(state, "level_")
+        self.rings.restore(state, "rise_")
         self.active = np.asarray(state["active"], bool).copy()
         self.run_start = np.asarray(state["run_start"], np.int64).copy()
+
+
+def _window_sums(f: Frame, s: I32, t: I64, g: I64, values: dict[str, F64]
+                 ) -> tuple[F64, F64, F64, F64, F64, F64]:
+    """Per row, over its window (the last `RISE_BUCKETS` buckets, up to the row): readings in
+    the fit, sums of time, time², level and time x level (time in s relative to the row, so
+    the numbers stay small), and how long ago (ns) the window's first reading was."""
+    lo = f.b - RISE_BUCKETS
+    # the state: each row's buckets, each bucket's sums moved from its start to the row's time
+    col = f.base[:, None] + np.arange(RISE_BUCKETS)
+    inside = (col > lo[:, None]) & (f.state(COUNT)[f.seg] > 0)
+    c_ns = col * g[:, None] - t[:, None]  # bucket start relative to the row, <= 0
+    c = c_ns / S
+    n_b, t_b, v_b = (np.where(inside, f.state(k)[f.seg], 0.0) for k in ("n", "t", "v"))
+    tt_b, tv_b = (np.where(inside, f.state(k)[f.seg], 0.0) for k in ("tt", "tv"))
+    n = n_b.sum(1)
+    st = (t_b + n_b * c).sum(1)
+    stt = (tt_b + 2 * c * t_b + n_b * c * c).sum(1)
+    sv = v_b.sum(1)
+    stv = (tv_b + c * v_b).sum(1)
+    first_st = np.where(inside, c_ns + f.state("first")[f.seg], np.inf).min(1)
+    # the batch: this series' rows in the window up to the row, from its first row's time
+    p = f.first_after(lo)
+    rows = np.arange(len(s))
+    a = t[f.seg0]
+    d = (a - t) / S
+    x = (t - a) / S * values["n"]
+
+    def between(y: F64) -> F64:
+        pre = np.concatenate([[0.0], np.cumsum(y)])
+        out: F64 = pre[rows + 1] - pre[p]
+        return out
+
+    nb, sx, sxx = between(values["n"]), between(x), between(x * x)
+    svb, sxv = between(values["v"]), between(x * values["v"])
+    n_all = n + nb
+    st_all = st + sx + nb * d
+    stt_all = stt + sxx + 2 * d * sx + nb * d * d
+    stv_all = stv + sxv + d * svb
+    first = np.maximum(-first_st, (t - t[p]).astype(np.float64))
+    return n_all, st_all, stt_all, sv + svb, stv_all, first

@@ -1,8 +1,13 @@
 """Data completeness of air-quality averages: hourly means, and when an average may be used.
 
 Every average behind an index is built from *hourly means ending at the reading*: hour ``k`` of
-a reading at ``t`` is ``(t - (k+1) h, t - k h]``, so "the last hour" is always a full hour
-whatever the minute (a clock hour would be a partial hour for most of every hour). An n-hour
+a reading at ``t`` is ``(T - (k+1) h, T - k h]`` with ``T`` the reading's time rounded up to the
+processor's resolution (5 minutes by default; readings after ``t`` never count), so "the last
+hour" is a full hour, less at most one resolution step, whatever the minute (a clock hour would
+be a partial hour for most of every hour). For a reading at a multiple of the resolution ``T``
+is ``t`` itself: ``(t - (k+1) h, t - k h]``. The rounding is what keeps the state bounded: the
+readings are kept as counts and sums per 5 minutes (`processors.domain.rolling`), not one by
+one, so a device reporting 100 times too fast costs no more memory than one on time. An n-hour
 average is the mean of its valid hourly means, and it exists only when enough of them are valid;
 otherwise it is NaN and no sub-index is derived from it (nothing is better than a wrong number).
 
@@ -33,7 +38,7 @@ import math
 
 import numpy as np
 
-from processors.domain.rolling import Span
+from processors.domain.rolling import COUNT, Frame
 from processors.domain.segments import F64, I64
 
 H = 3_600_000_000_000
@@ -53,13 +58,14 @@ def hours_needed(hours: int) -> int:
     return max(math.ceil(round(SHARE * hours, 9)), 1)
 
 
-def hourly_means(span: Span, need: I64, hours: int) -> F64:
-    """Shape (new rows, ``hours``): column ``k`` the mean of the row's series over
-    ``(t - (k+1) h, t - k h]``, NaN where that hour holds fewer than ``need[row]`` readings."""
-    edge = span.lower_many(np.arange(hours + 1, dtype=np.int64) * H)  # non-increasing per row
-    cs = np.concatenate([[0.0], np.cumsum(span.value)])
-    n = edge[:, :-1] - edge[:, 1:]
-    total = cs[edge[:, :-1]] - cs[edge[:, 1:]]
+def hourly_means(frame: Frame, values: F64, need: I64, hours: int, per_hour: int) -> F64:
+    """Shape (rows, ``hours``): column ``k`` the mean of the row's series over its hour ``k``
+    (``per_hour`` buckets of the frame each), NaN where that hour holds fewer than
+    ``need[row]`` readings. ``values``: the rows' own values (the frame's ``value`` column)."""
+    edge = frame.b[:, None] - np.arange(hours + 1, dtype=np.int64) * per_hour  # decreasing
+    upto_n, upto_v = frame.upto(COUNT, edge), frame.upto("value", edge, values)
+    n = upto_n[:, :-1] - upto_n[:, 1:]
+    total = upto_v[:, :-1] - upto_v[:, 1:]
     out: F64 = np.where(n >= np.asarray(need)[:, None], total / np.maximum(n, 1), np.nan)
     return out
 

@@ -1,6 +1,7 @@
 """Completeness rules of the air-quality averages: readings an hour needs per reporting
 interval, hours an n-hour average needs (at the threshold and one short), hourly means ending
-at each reading."""
+at each reading (on the 5-minute grid), against a naive reference with many readings per
+bucket."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from processors.domain.aqi_completeness import (
     readings_needed,
     window_mean,
 )
-from processors.domain.rolling import History
+from processors.domain.rolling import Rings
+
+R = 300_000_000_000  # the 5-minute grid
 
 
 @pytest.mark.parametrize(("interval_s", "need"), [
@@ -69,15 +72,62 @@ def test_window_mean_counts_only_its_own_hours() -> None:
     assert float(window_mean(row, 24)[0]) == 1.0
 
 
+def means(series: list[int], ts: list[int], values: list[float], need: list[int],
+          hours: int, cut: int | None = None) -> np.ndarray:
+    """`hourly_means` of the rows (sorted by series, ts), fed in one frame or two (``cut``)."""
+    rings = Rings(np.ones(2, bool), R, 24 * 12, sums=("value",))
+    s, t = np.asarray(series, np.int32), np.asarray(ts, np.int64)
+    v, nd = np.asarray(values, np.float64), np.asarray(need, np.int64)
+    out = []
+    parts = [slice(0, len(s))] if cut is None else [slice(0, cut), slice(cut, len(s))]
+    for p in parts:
+        f = rings.frame(s[p], t[p])
+        out.append(hourly_means(f, v[p], nd[p], hours, 12))
+        rings.fold(f, {"value": v[p]})
+    return np.concatenate(out)
+
+
 def test_hourly_means_end_at_each_reading() -> None:
     """Series 0 every 15 min from 0.25 h to 3 h, value = its hour number; series 1 alone at
     3 h. The reading at 3 h: hour (2, 3] = 2.25 .. 3 -> mean of 2.25, 2.5, 2.75, 3 = 2.625."""
     t = np.arange(1, 13) * H // 4
-    hist = History(2, 24 * H)
-    span = hist.add(np.r_[np.zeros(12, np.int32), np.ones(1, np.int32)],
-                    np.r_[t, 3 * H].astype(np.int64), np.r_[t / H, 7.0])
-    got = hourly_means(span, np.array([3] * 12 + [1], np.int64), 4)
+    got = means([0] * 12 + [1], [*t.tolist(), 3 * H], [*(t / H).tolist(), 7.0], [3] * 12 + [1], 4)
     assert got[11].tolist()[:3] == [2.625, 1.625, 0.625]  # (2,3], (1,2], (0,1]
     assert math.isnan(got[11, 3])  # (-1, 0]: empty
     assert got[12, 0] == 7.0 and np.isnan(got[12, 1:]).all()  # its own series only
     assert np.isnan(got[1, 0]) and got[2, 0] == 0.5  # 2 then 3 reports in the first hour
+
+
+def naive(ts: np.ndarray, v: np.ndarray, need: int, hours: int) -> np.ndarray:
+    """The definition, reading by reading: hour k of a reading at t is (T - (k+1) h, T - k h]
+    with T = t rounded up to 5 minutes, readings after t left out."""
+    out = np.full((len(ts), hours), np.nan)
+    for i, t in enumerate(ts):
+        top = -(-int(t) // R) * R
+        for k in range(hours):
+            m = (ts > top - (k + 1) * H) & (ts <= top - k * H) & (ts <= t)
+            if m.sum() >= need:
+                out[i, k] = v[m].mean()
+    return out
+
+
+@pytest.mark.parametrize("cut", [None, 1, 2000, 4321])
+def test_many_readings_per_bucket_equal_the_naive_definition(cut: int | None) -> None:
+    # a device 100 times too fast: ~4 readings a second for 40 minutes off any grid, then
+    # a gap, then every 7.3 s: thousands of readings per 5-minute bucket
+    rng = np.random.default_rng(7)
+    ts = np.cumsum(rng.integers(1, 500_000_000, 6000)) + 1_700_000_000 * 10**9
+    ts[4000:] += 2 * H + (ts[4000:] - ts[4000]) * 30
+    v = rng.uniform(0, 500, len(ts))
+    got = means([0] * len(ts), ts.tolist(), v.tolist(), [45] * len(ts), 4, cut)
+    want = naive(ts, v, 45, 4)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_allclose(got[~np.isnan(got)], want[~np.isnan(want)], rtol=1e-9)
+
+
+def test_on_the_grid_the_hours_end_exactly_at_the_reading() -> None:
+    # readings every 5 minutes on the grid: each hour is (t - (k+1) h, t - k h], 12 readings
+    ts = np.arange(1, 40) * R
+    got = means([0] * len(ts), ts.tolist(), ts.astype(float).tolist(), [12] * len(ts), 2)
+    assert got[-1, 0] == float(np.mean(ts[-12:])) and got[-1, 1] == float(np.mean(ts[-24:-12]))
+    assert np.isnan(got[10, 0]) and got[11, 0] == float(np.mean(ts[:12]))

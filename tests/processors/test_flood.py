@@ -171,3 +171,37 @@ def test_a_spike_flagged_by_quality_stays_out_of_the_rate_of_rise() -> None:
     after = slice(-10, None)  # the last 10 minutes: the spike is inside the 30-minute window
     assert np.allclose(robust[after], 60.0)
     assert np.abs(naive[after] - 60.0).max() > 30.0  # the plain least squares is thrown off
+
+
+def naive_rise(ts: np.ndarray, level: np.ndarray, window_s: int = 1800) -> np.ndarray:
+    """The definition, reading by reading: least squares over (T - window, t], T = t rounded
+    up to window / 30; NaN levels (spikes) out of the fit but not out of the window's span."""
+    g = window_s * 1_000_000_000 // 30
+    out = np.full(len(ts), np.nan)
+    for i, t in enumerate(ts):
+        top = -(-int(t) // g) * g
+        m = (ts > top - 30 * g) & (ts <= t)
+        fit = m & np.isfinite(level)
+        x, y = (ts[fit] - t) / 1e9, level[fit]
+        if fit.sum() >= 3 and (t - ts[m].min()) * 4 >= window_s * 1e9 and np.ptp(x) > 0:
+            out[i] = np.polyfit(x, y, 1)[0] * 3600.0
+    return out
+
+
+@pytest.mark.parametrize("cuts", [[], [5, 2000], [3999]])
+def test_rate_of_rise_with_many_readings_per_bucket_equals_the_definition(cuts: list[int]) -> None:
+    # a gauge ~30 times too fast, off any grid, rising 20 cm/h with noise and spikes, a gap
+    rng = np.random.default_rng(11)
+    ts = np.cumsum(rng.integers(1, 4_000_000_000, 4000)) + 1_700_000_000 * 10**9
+    ts[3000:] += 3 * 3600 * 10**9
+    level = 100 + (ts - ts[0]) / 1e9 / 180 + rng.normal(0, 0.5, len(ts))
+    flags = np.where(rng.random(len(ts)) < 0.02, 1 << 9, 0).astype(np.uint16)  # FLAG_SPIKE
+    b = TelemetryBatch.from_arrays(ts, [L3] * len(ts), level)
+    b = b.with_flags(flags != 0, np.uint16(1 << 9))
+    f = FloodStage(TABLE)
+    edges = [0, *cuts, len(b)]
+    got = np.concatenate([f.step(b.take(np.arange(lo, hi))).by_name()["level_rise_cm_h"].value
+                          for lo, hi in pairwise(edges)])
+    want = naive_rise(ts, np.where(flags != 0, np.nan, level))
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_allclose(got[~np.isnan(got)], want[~np.isnan(want)], rtol=1e-6, atol=1e-6)

@@ -1,5 +1,7 @@
-"""Rolling windows: equal to a naive per-series reference on random data, however the readings
-are split into batches; late rows ignored; state() / restore() continues identically."""
+"""Rolling windows: equal to a naive per-series reference on random data (the window's start on
+its bucket grid), however the readings are split into batches, also with thousands of readings
+per bucket; on the grid exactly (t - w, t]; late rows ignored; state() / restore() continues
+identically; the state's size does not grow with the readings."""
 
 from __future__ import annotations
 
@@ -49,11 +51,15 @@ def collect(outputs: list[Output]) -> dict[str, dict[tuple[int, int], float]]:
     return got
 
 
-def naive(b: TelemetryBatch, width_s: int) -> dict[str, dict[tuple[int, int], float]]:
+def naive(b: TelemetryBatch, width_s: int, buckets: int = 30
+          ) -> dict[str, dict[tuple[int, int], float]]:
+    """The definition, reading by reading: (T - w, t] with T = t rounded up to w / buckets."""
     out: dict[str, dict[tuple[int, int], float]] = {}
+    g = width_s * S // buckets
     for i in range(len(b)):
         s, t = int(b.series[i]), int(b.ts_ns[i])
-        m = (b.series == s) & (b.ts_ns > t - width_s * S) & (b.ts_ns <= t)
+        top = -(-t // g) * g
+        m = (b.series == s) & (b.ts_ns > top - buckets * g) & (b.ts_ns <= t)
         lab = window_label(width_s)
         for stat, v in (("mean", b.value[m].mean()), ("min", b.value[m].min()),
                         ("max", b.value[m].max()), ("count", float(m.sum())),
@@ -74,12 +80,7 @@ def test_windows_equal_naive_reference_in_any_split(rows: list[tuple[int, int, f
     edges = [0, *sorted(c % (len(b) + 1) for c in cuts), len(b)]
     w = windows()
     got = collect([w.step(b.take(np.arange(lo, hi))) for lo, hi in pairwise(edges)])
-    want = {**naive(b, 60), **naive(b, 600)}
-    assert got.keys() == want.keys()
-    for name in want:
-        assert got[name].keys() == want[name].keys()
-        np.testing.assert_allclose([got[name][k] for k in want[name]], list(want[name].values()),
-                                   rtol=1e-9, atol=1e-6, err_msg=name)
+    check(got, {**naive(b, 60), **naive(b, 600)})
 
 
 @settings(max_examples=50, deadline=None)
@@ -123,3 +124,45 @@ def test_timestamps_too_wide_for_one_key_take_the_lexsort_path() -> None:
     out = w.step(TelemetryBatch.from_arrays(ts, [0, 0, 0, 1], [1.0, 2.0, 3.0, 9.0]))
     assert out.by_name()["mean_1000000h"].value.tolist() == [1.0, 1.5, 2.0, 9.0]
     assert out.by_name()["count_1000000h"].value.tolist() == [1.0, 2.0, 3.0, 1.0]
+
+
+def check(got: dict[str, dict[tuple[int, int], float]],
+          want: dict[str, dict[tuple[int, int], float]]) -> None:
+    assert got.keys() == want.keys()
+    for name in want:
+        assert got[name].keys() == want[name].keys()
+        np.testing.assert_allclose([got[name][k] for k in want[name]], list(want[name].values()),
+                                   rtol=1e-9, atol=1e-6, err_msg=name)
+
+
+@pytest.mark.parametrize("cuts", [[], [1, 7, 3000], [2500, 2501]])
+def test_thousands_of_readings_per_bucket_equal_the_definition(cuts: list[int]) -> None:
+    # one series at ~20 Hz off any grid (hundreds per 20 s bucket), another every 37 s
+    rng = np.random.default_rng(3)
+    fast = 1_700_000_000 * S + np.cumsum(rng.integers(1, 100_000_000, 4000))
+    slow = 1_700_000_000 * S + np.arange(1, 12) * 37 * S
+    b = TelemetryBatch.from_arrays(np.r_[fast, slow], np.r_[[0] * 4000, [3] * 11],
+                                   rng.uniform(-50, 50, 4011))
+    edges = [0, *cuts, len(b)]
+    w = windows()
+    got = collect([w.step(b.take(np.arange(lo, hi))) for lo, hi in pairwise(edges)])
+    check(got, {**naive(b, 60), **naive(b, 600)})
+
+
+def test_on_the_grid_the_window_is_exactly_t_minus_w() -> None:
+    w = Windows(TABLE, windows_s=(60,), stats=("mean", "count"))
+    ts = np.arange(1, 20) * 10 * S  # every 10 s: on the 2 s grid of a 60 s window
+    out = w.step(TelemetryBatch.from_arrays(ts, [0] * 19, np.arange(19.0))).by_name()
+    assert out["count_1m"].value.tolist() == [1, 2, 3, 4, 5] + [6] * 14  # (t - 60 s, t]
+    assert out["mean_1m"].value[-1] == np.mean(np.arange(13.0, 19.0))
+
+
+def test_state_is_bounded_by_the_window_not_the_readings() -> None:
+    w = windows()
+    sizes = []
+    t0 = 1_700_000_000 * S
+    for k in range(5):  # 100 Hz for 10 s per round: 1,000 readings
+        ts = t0 + (k * 1000 + np.arange(1, 1001)) * 10_000_000
+        w.step(TelemetryBatch.from_arrays(ts, [0] * 1000, np.sin(ts / 1e9)))
+        sizes.append(sum(a.nbytes for a in w.state().values()))
+    assert len(set(sizes)) == 1
