@@ -37,6 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     chk.add_argument("--config", metavar="FILE", help="settings TOML file")
     from pantau.devices_cli import add_parsers
     add_parsers(sub)  # `pantau devices ...`, `pantau simulate`
+    from pantau.tokens_cli import add_parser as add_tokens_parser
+    add_tokens_parser(sub)  # `pantau tokens ...`
     return p
 
 
@@ -71,6 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             from pantau.app import run
             asyncio.run(run(settings))
             return 0
+        if args.command == "tokens":
+            from pantau.tokens_cli import run_command as tokens_command
+            return tokens_command(args, settings)
         if args.command in ("devices", "simulate"):
             from pantau.devices_cli import run_command
             return run_command(args, settings)
