@@ -10,7 +10,9 @@
   ``[{"ts", "status", "cause"}]`` (cause: ``lwt``, ``timeout`` or ``telemetry``).
 
 Times are RFC 3339 UTC strings with milliseconds (``null`` when never). Errors are JSON
-``{"error": "..."}``: 404 for an unknown device, 400 for a bad parameter. Status comes from
+``{"error": "..."}``: 404 for an unknown device, 400 for a bad parameter: an unknown or
+repeated query parameter (a misspelt filter would otherwise silently match everything), a
+filter value not in the registry, a ``limit`` that is not 1-1000 in ASCII digits. Status comes from
 `devices.status.StatusStore` (in memory; history from its SQLite file). Who may call these
 routes is not this module's business: the app that mounts it checks the caller's role.
 """
@@ -18,6 +20,7 @@ routes is not this module's business: the app that mounts it checks the caller's
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,6 +31,7 @@ from devices.status import STATUSES, DeviceState, StatusStore
 
 PREFIX = "/api/devices"
 MAX_HISTORY = 1000
+LIMIT_RE = re.compile(r"[0-9]{1,4}")  # ASCII only: str.isdigit() also accepts '²' and '٣'
 
 
 def iso(ns: int | None) -> str | None:
@@ -71,6 +75,17 @@ def _finite(x: float) -> float | None:
     return x if abs(x) != float("inf") else None
 
 
+def _unexpected(request: web.Request, names: tuple[str, ...]) -> web.Response | None:
+    """A 400 for a query parameter not in ``names`` or given twice, else None."""
+    for key in request.query:
+        if key not in names:
+            expected = ", ".join(names) or "none"
+            return _error(400, f"unknown query parameter {key!r}; expected: {expected}")
+        if len(request.query.getall(key)) > 1:
+            return _error(400, f"query parameter {key!r} given more than once")
+    return None
+
+
 def _filters(query: Mapping[str, str], allowed: Mapping[str, set[str]]
              ) -> dict[str, set[str]] | str:
     """Filter name -> accepted values, or the error message for a bad value."""
@@ -95,7 +110,11 @@ def devices_api(registry: Registry, status: StatusStore) -> web.Application:
                "site": {s.id for s in registry.sites} | {d.site for d in registry.devices},
                "status": set(STATUSES)}
 
-    def lookup(request: web.Request) -> tuple[Device, DeviceState] | web.Response:
+    def lookup(request: web.Request, params: tuple[str, ...] = ()
+               ) -> tuple[Device, DeviceState] | web.Response:
+        bad = _unexpected(request, params)
+        if bad is not None:
+            return bad
         device_id = request.match_info["id"]
         d, st = registry.device(device_id), status.state(device_id)
         if d is None or st is None:
@@ -103,6 +122,9 @@ def devices_api(registry: Registry, status: StatusStore) -> web.Application:
         return d, st
 
     async def devices(request: web.Request) -> web.Response:
+        bad = _unexpected(request, tuple(allowed))
+        if bad is not None:
+            return bad
         filters = _filters(request.query, allowed)
         if isinstance(filters, str):
             return _error(400, filters)
@@ -121,11 +143,11 @@ def devices_api(registry: Registry, status: StatusStore) -> web.Application:
         return found if isinstance(found, web.Response) else web.json_response(_detail(*found))
 
     async def history(request: web.Request) -> web.Response:
-        found = lookup(request)
+        found = lookup(request, ("limit",))
         if isinstance(found, web.Response):
             return found
         raw = request.query.get("limit", "100")
-        if not raw.isdigit() or not 1 <= int(raw) <= MAX_HISTORY:
+        if not LIMIT_RE.fullmatch(raw) or not 1 <= int(raw) <= MAX_HISTORY:
             return _error(400, f"limit: {raw!r} is not a whole number in [1, {MAX_HISTORY}]")
         rows = await status.history(found[0].id, int(raw))
         return web.json_response([{"ts": iso(t.ts_ns), "status": t.status, "cause": t.cause}

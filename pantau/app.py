@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 from core.metrics import Metrics
-from devices.api import PREFIX as DEVICES_API, devices_api
+from devices.api import PREFIX as DEVICES_API
+from devices.api import devices_api
 from devices.registry import Registry, default_registry_path, load_registry
 from devices.series import SeriesTable
 from devices.status import StatusStore
@@ -25,10 +26,12 @@ from ingest.influx_query import InfluxQLReader, QueryError
 from ingest.influx_sink import make_sink
 from ingest.mqtt_source import MqttSource
 from ingest.pipeline import Pipeline
+from ingest.self_metrics import SelfMetrics
 from ingest.snapshot import StateFile
 from ingest.warmup import warm_up
 from pantau.http_api import Check, SubApp, build_app, start_http
 from pantau.settings import Settings
+from pantau.tokens import token_file
 from processors import Chain, ProcessorContext, build_chain
 
 log = logging.getLogger("pantau")
@@ -111,20 +114,34 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None,
                             snapshot_interval_s=settings.processors.snapshot_interval_s)
         await warm_up_state(chain, settings, pipeline.restore_state())
         pipeline.publish_counts()
+        own = SelfMetrics(metrics, settings.self_metrics, settings.influx, status=status,
+                          instance=settings.self_metrics.instance or settings.mqtt.client_id)
         source.handler = pipeline.on_message
 
+        # /readyz is public: it says what fails, the log says why (URLs, users, databases).
         async def mqtt_check() -> str:
-            return "" if source.connected else source.last_error or "not connected"
+            return "" if source.connected else "not connected"
+
+        ping_error = [""]
 
         async def db_check() -> str:
             try:
                 await sink.ping()
-            except Exception as e:  # readiness reports any failure as text
-                return f"database not reachable: {e}"
-            return "" if pipeline.sink_ok else f"writes failing: {pipeline.last_sink_error}"
+            except Exception as e:  # any failure means not ready; logged once per change
+                if str(e) != ping_error[0]:
+                    log.warning("readiness: the database does not answer: %s", e)
+                ping_error[0] = str(e)
+                return "not reachable"
+            ping_error[0] = ""
+            return "" if pipeline.sink_ok else "writes failing"
 
+        tokens = token_file(settings)
+        if not tokens.current():
+            log.warning("no API tokens in %s: /api/ answers 401 until one is created with "
+                        "`pantau tokens create --role viewer --name NAME`", tokens.path)
         app = build_app(metrics, [Check("mqtt", mqtt_check), Check("database", db_check)],
-                        [SubApp(DEVICES_API, devices_api(registry, status), write_role="admin")])
+                        [SubApp(DEVICES_API, devices_api(registry, status), write_role="admin")],
+                        tokens=tokens)
         http = await start_http(app, settings.http.host, settings.http.port)
         log.info("Pantau is up: %d devices, %d series; HTTP on http://%s/ (metrics, readyz, "
                  "api/devices); dead letters in %s", len(registry.devices), len(table),
@@ -136,6 +153,7 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None,
                 house = tg.create_task(source.housekeeping(), name="mqtt-housekeeping")
                 sweeper = tg.create_task(status.run(hold=lambda: not pipeline.sink_ok),
                                          name="device-status")
+                counters = tg.create_task(own.run(), name="self-metrics")
                 if started is not None:
                     waiting = asyncio.ensure_future(source.wait_subscribed())
                     await asyncio.wait({waiting, asyncio.ensure_future(stop.wait())},
@@ -149,7 +167,7 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None,
                     await asyncio.wait_for(pipeline.drain(), DRAIN_TIMEOUT_S)
                 except TimeoutError:
                     log.warning("drain timed out; unacknowledged messages stay in the broker")
-                for t in (house, conn, writer, sweeper):
+                for t in (house, conn, writer, sweeper, counters):
                     t.cancel()
         finally:
             with contextlib.suppress(Exception):

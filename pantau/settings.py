@@ -23,6 +23,9 @@ from processors.settings import ProcessorSettings
 class HttpSettings:
     listen: str = setting("127.0.0.1:8080", "`host:port` of the HTTP API (health, metrics, "
                           "devices).")
+    tokens_file: str = setting("", "API tokens (hashed, with roles; `pantau tokens` edits it, "
+                               "mode 0600); empty: `<state_dir>/api-tokens.json`. Without "
+                               "one, every `/api/` route answers 401.")
 
     def __post_init__(self) -> None:
         host, _, port = self.listen.rpartition(":")

@@ -37,6 +37,12 @@ cat "$STACK/devstack.out"
 . "$STACK/env.sh"
 export PANTAU_HTTP_LISTEN=$HTTP PANTAU_STATE_DIR=${PANTAU_STATE_DIR:-var}
 
+# The HTTP API answers 401 without a token: a fresh viewer one per run, kept 0600 in the stack.
+step "a viewer token for the HTTP API in $STACK/api-token"
+.venv/bin/pantau tokens revoke demo-viewer >/dev/null 2>&1
+(umask 077; .venv/bin/pantau tokens create --role viewer --name demo-viewer > "$STACK/api-token" 2>/dev/null) \
+    || fail "pantau tokens create"
+
 step "pantau run (HTTP on http://$HTTP)"
 .venv/bin/pantau run &
 pids+=($!)
@@ -65,7 +71,9 @@ pids+=($!)
 
 cat <<TXT
 
-Pantau is running. Look at:
+Pantau is running. The /api/ routes need the viewer token kept in $STACK/api-token, e.g.
+  curl -H "Authorization: Bearer \$(cat $STACK/api-token)" http://$HTTP/api/devices
+Look at:
   http://$HTTP/api/devices        every device: online/offline, last seen, battery
   http://$HTTP/api/devices?status=offline    filters: kind, site, status
   http://$HTTP/api/devices/wl-brantas-kanigoro           one device, its last values

@@ -54,8 +54,9 @@ async def api(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], Statu
             yield client, store, clock
 
 
-async def get(client: TestClient[Any, Any], path: str, status: int = 200) -> Any:
-    r = await client.get(path)
+async def get(client: TestClient[Any, Any], path: str, status: int = 200,
+              params: dict[str, str] | None = None) -> Any:
+    r = await client.get(path, params=params)
     assert r.status == status, await r.text()
     assert r.content_type == "application/json"
     return await r.json()
@@ -159,3 +160,24 @@ async def test_unknown_device_is_a_404(api: Any, path: str) -> None:
 async def test_a_bad_history_limit_is_a_400(api: Any, limit: str) -> None:
     body = await get(api[0], f"/api/devices/wl-1/history?limit={limit}", 400)
     assert body["error"].startswith("limit:")
+
+
+@pytest.mark.parametrize("limit", ["²", "٣", "1.5", " 5", "99999999999999999999"])
+async def test_a_limit_not_in_ascii_digits_is_a_400(api: Any, limit: str) -> None:
+    body = await get(api[0], "/api/devices/wl-1/history", 400, params={"limit": limit})
+    assert body["error"] == f"limit: {limit!r} is not a whole number in [1, 1000]"
+
+
+@pytest.mark.parametrize(("path", "error"), [
+    pytest.param("/api/devices?staus=offline", "unknown query parameter 'staus'; expected: "
+                 "kind, site, status", id="misspelt-filter"),
+    pytest.param("/api/devices?kind=rain_gauge&kind=river_gauge", "query parameter 'kind' "
+                 "given more than once", id="repeated"),
+    pytest.param("/api/devices/wl-1?limit=3", "unknown query parameter 'limit'; expected: "
+                 "none", id="detail-takes-none"),
+    pytest.param("/api/devices/wl-1/history?limt=3", "unknown query parameter 'limt'; "
+                 "expected: limit", id="history"),
+])
+async def test_an_unknown_or_repeated_parameter_is_a_400(api: Any, path: str,
+                                                         error: str) -> None:
+    assert await get(api[0], path, 400) == {"error": error}

@@ -2,7 +2,8 @@
 
 ``pantau_env(db, **overrides)`` -> the ``PANTAU_*`` environment for a Pantau instance with its
 own MQTT client id (so its session is its own), its own database and state dir, on a free
-HTTP port. ``run_pantau(env)`` runs it in this test's event loop (async context manager);
+HTTP port, with a viewer API token (``env[API_TOKEN]``, not a setting: see `api_headers`).
+``run_pantau(env)`` runs it in this test's event loop (async context manager);
 `PantauProcess` runs ``pantau run`` as a child process, for kill -9.
 """
 
@@ -24,6 +25,9 @@ import pytest
 from pantau.app import run
 from pantau.config import load_settings
 from pantau.devstack import PANTAU_USER, InfluxDB1, Mosquitto, free_port
+from pantau.tokens import token_file
+
+API_TOKEN = "E2E_API_TOKEN"
 
 _ids = itertools.count(1)
 
@@ -53,8 +57,15 @@ def pantau_env(mosquitto: Mosquitto, influx: InfluxDB1, tmp_path: Path) -> EnvFa
             "PANTAU_STATE_DIR": str(tmp_path / "state"),
         }
         env.update(overrides)
+        tokens = token_file(load_settings(None, env=env))
+        env[API_TOKEN] = tokens.create(f"e2e-{next(_ids)}", "viewer")[1]
         return env
     return make
+
+
+def api_headers(env: dict[str, str]) -> dict[str, str]:
+    """The header that lets a test read Pantau's HTTP API."""
+    return {"Authorization": f"Bearer {env[API_TOKEN]}"}
 
 
 @contextlib.asynccontextmanager

@@ -20,7 +20,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from pantau.devstack import ADMIN_USER, Mosquitto
-from tests.e2e.conftest import EnvFactory, run_pantau
+from tests.e2e.conftest import EnvFactory, api_headers, run_pantau
 
 INTERVAL_S = 1.5
 REGISTRY = f"""\
@@ -41,10 +41,12 @@ devices:
 class Api:
     def __init__(self, env: dict[str, str]) -> None:
         self.base = f"http://{env['PANTAU_HTTP_LISTEN']}/api/devices"
+        self.headers = api_headers(env)
         self.last: dict[str, Any] = {}
 
     async def get(self, path: str = "") -> Any:
-        async with aiohttp.ClientSession() as s, s.get(self.base + path) as r:
+        async with aiohttp.ClientSession(headers=self.headers) as s, \
+                s.get(self.base + path) as r:
             assert r.status == 200, await r.text()
             return await r.json()
 

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from pantau.devstack import ADMIN_USER, InfluxDB1
-from tests.e2e.conftest import EnvFactory, run_pantau, wait_for
+from tests.e2e.conftest import EnvFactory, api_headers, run_pantau, wait_for
 
 NOW_S = int(time.time()) - 60
 NOW = NOW_S * 1_000_000_000
@@ -143,7 +143,7 @@ async def test_http_api(pantau_env: EnvFactory, influx_db: str, mqtt_client: Any
         async with s.get(f"{base}/readyz") as r:
             assert r.status == 200
             assert (await r.json())["checks"] == {"mqtt": "ok", "database": "ok"}
-        async with s.get(f"{base}/api/devices") as r:
+        async with s.get(f"{base}/api/devices", headers=api_headers(env)) as r:
             devices = await r.json()
         gauge = next(d for d in devices if d["id"] == "wl-brantas-kanigoro")
         assert gauge["kind"] == "river_gauge" and gauge["site"] == "kanigoro"
