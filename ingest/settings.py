@@ -1,13 +1,17 @@
 """The ingest package's settings sections: ``[mqtt]``, ``[influx]`` and ``[ingest]``.
 
 The root `pantau.settings.Settings` composes them; each field's documentation lives next to it
-and ``pantau settings`` prints them all.
+and ``pantau settings`` prints them all. Credentials written into ``mqtt.url`` or ``influx.url``
+(``scheme://user:password@host``) move to the username and password fields when the settings
+are built, so no log line, error or repr that shows a URL can show a password; an error about
+a URL shows it through `redact_url`.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
 from core.settings import Secret, SettingsError, setting
 
@@ -38,10 +42,11 @@ class MqttSettings:
     def __post_init__(self) -> None:
         if not 1 <= self.max_unacked <= 65535:
             raise SettingsError(f"mqtt.max_unacked must be within 1..65535, not {self.max_unacked}")
-        host, port, user, password = parse_mqtt_url(self.url)
+        parse_mqtt_url(self.url)
+        url, user, password = split_userinfo(self.url)
         # Credentials move out of the URL so that no repr or log line can show the password.
-        if user or password:
-            object.__setattr__(self, "url", f"mqtt://{host}:{port}")
+        if url != self.url:
+            object.__setattr__(self, "url", url)
             object.__setattr__(self, "username", user or self.username)
             if password:
                 object.__setattr__(self, "password", Secret(password))
@@ -55,16 +60,47 @@ class MqttSettings:
         return parse_mqtt_url(self.url)[1]
 
 
-def parse_mqtt_url(url: str) -> tuple[str, int, str, str]:
-    """(host, port, user, password) of ``mqtt://[user:pass@]host[:port]``."""
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)(.*)@")
+
+
+def redact_url(url: str) -> str:
+    """``url`` for an error message: everything between ``://`` and the last ``@`` (user and
+    password) becomes ``***``. Works on any text, parsable or not."""
+    return _USERINFO.sub(r"\1***@", url, count=1)
+
+
+def split_userinfo(url: str) -> tuple[str, str, str]:
+    """(``url`` without ``user:password@``, user, password); the rest is kept as written (an
+    IPv6 host keeps its brackets). A URL without credentials comes back unchanged."""
     parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "tcp") or not parts.hostname:
-        raise SettingsError(f"mqtt.url {url!r}: expected mqtt://[user:pass@]host:port")
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    if not at:
+        return url, "", ""
+    user, _, password = userinfo.partition(":")
+    return urlunsplit(parts._replace(netloc=hostport)), unquote(user), unquote(password)
+
+
+def _split(url: str, name: str, schemes: tuple[str, ...], form: str
+           ) -> tuple[str, int | None, SplitResult]:
+    """(host, port or None, parts) of a URL whose scheme is one of ``schemes``; a
+    `SettingsError` naming setting ``name`` (and the URL without credentials) otherwise."""
     try:
-        port = parts.port or 1883
-    except ValueError as e:
-        raise SettingsError(f"mqtt.url {url!r}: bad port") from e
-    return (parts.hostname, port, unquote(parts.username or ""), unquote(parts.password or ""))
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # its message may quote the URL: say it in our words
+        raise SettingsError(f"{name} {redact_url(url)!r}: bad host or port; expected {form}"
+                            ) from None
+    if parts.scheme not in schemes or not parts.hostname:
+        raise SettingsError(f"{name} {redact_url(url)!r}: expected {form}")
+    return parts.hostname, port, parts
+
+
+def parse_mqtt_url(url: str) -> tuple[str, int, str, str]:
+    """(host, port, user, password) of ``mqtt://[user:pass@]host[:port]`` (an IPv6 host in
+    brackets: ``mqtt://[::1]:1883``). Errors show the URL without its credentials."""
+    host, port, parts = _split(url, "mqtt.url", ("mqtt", "tcp"),
+                               "mqtt://[user:pass@]host:port")
+    return host, port or 1883, unquote(parts.username or ""), unquote(parts.password or "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +137,13 @@ class InfluxSettings:
             raise SettingsError(f"influx.api must be 'v1' or 'v2', not {self.api!r}")
         if self.batch_size < 1:
             raise SettingsError("influx.batch_size must be at least 1")
+        _split(self.url, "influx.url", ("http", "https"), "http(s)://host:port")
+        url, user, password = split_userinfo(self.url)
+        if url != self.url:  # as for mqtt.url: the credentials leave the URL
+            object.__setattr__(self, "url", url)
+            object.__setattr__(self, "username", user or self.username)
+            if password:
+                object.__setattr__(self, "password", Secret(password))
 
 
 @dataclass(frozen=True, slots=True)
