@@ -194,19 +194,29 @@ def _window_sums(f: Frame, s: I32, t: I64, g: I64, values: dict[str, F64]
     the fit, sums of time, time², level and time x level (time in s relative to the row, so
     the numbers stay small), and how long ago (ns) the window's first reading was."""
     lo = f.b - RISE_BUCKETS
-    # the state: each row's buckets, each bucket's sums moved from its start to the row's time
-    col = f.base[:, None] + np.arange(RISE_BUCKETS)
-    inside = (col > lo[:, None]) & (f.state(COUNT)[f.seg] > 0)
-    c_ns = col * g[:, None] - t[:, None]  # bucket start relative to the row, <= 0
+    # the state, once per (series, bucket): each bucket's sums moved from its start to the
+    # group's bucket start G, then to each row's time (d): one gather per bucket, not per row
+    gs, group = f.groups()
+    gg = g[gs]
+    col = f.base[gs, None] + np.arange(RISE_BUCKETS)
+    seg = f.seg[gs]
+    inside = (col > lo[gs, None]) & (f.state(COUNT)[seg] > 0)
+    c_ns = (col - f.b[gs, None]) * gg[:, None]  # bucket start relative to G, <= 0
     c = c_ns / S
-    n_b, t_b, v_b = (np.where(inside, f.state(k)[f.seg], 0.0) for k in ("n", "t", "v"))
-    tt_b, tv_b = (np.where(inside, f.state(k)[f.seg], 0.0) for k in ("tt", "tv"))
-    n = n_b.sum(1)
-    st = (t_b + n_b * c).sum(1)
-    stt = (tt_b + 2 * c * t_b + n_b * c * c).sum(1)
-    sv = v_b.sum(1)
-    stv = (tv_b + c * v_b).sum(1)
-    first_st = np.where(inside, c_ns + f.state("first")[f.seg], np.inf).min(1)
+    n_b, t_b, v_b = (np.where(inside, f.state(k)[seg], 0.0) for k in ("n", "t", "v"))
+    tt_b, tv_b = (np.where(inside, f.state(k)[seg], 0.0) for k in ("tt", "tv"))
+    n_g, v_g = n_b.sum(1), v_b.sum(1)
+    t_g = (t_b + n_b * c).sum(1)
+    tt_g = (tt_b + 2 * c * t_b + n_b * c * c).sum(1)
+    tv_g = (tv_b + c * v_b).sum(1)
+    first_g = np.where(inside, c_ns + f.state("first")[seg], np.inf).min(1)
+    d_ns = f.b * g - t  # G relative to the row
+    d = d_ns / S
+    n, sv = n_g[group], v_g[group]
+    st = t_g[group] + n * d
+    stt = tt_g[group] + 2 * d * t_g[group] + n * d * d
+    stv = tv_g[group] + d * sv
+    first_st = first_g[group] + d_ns
     # the batch: this series' rows in the window up to the row, from its first row's time
     p = f.first_after(lo)
     rows = np.arange(len(s))

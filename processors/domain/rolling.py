@@ -62,9 +62,7 @@ class Rings:
     def fold(self, f: Frame, values: Mapping[str, F64]) -> None:
         """Add the frame's rows to the state; ``values``: per row, every column but the count."""
         s, b = f.s, f.b
-        new = f.first.copy()
-        new[1:] |= b[1:] != b[:-1]
-        gs = np.flatnonzero(new)  # one group per (series, bucket)
+        gs = f.groups()[0]  # one group per (series, bucket)
         gser, gb = s[gs], b[gs]
         agg = {COUNT: np.diff(np.append(gs, len(s))).astype(np.float64)}
         agg.update({c: self.reduce[c].reduceat(values[c], gs) for c in self.cols if c != COUNT})
@@ -119,6 +117,7 @@ class Frame:
         self.base: I64 = self.base_u[self.seg]
         self._idx = (urow[:, None], (self.base_u[:, None] + np.arange(rings.slots)) % rings.slots)
         self._cache: dict[str, F64] = {}
+        self._groups: tuple[IP, IP] | None = None
 
     def state(self, col: str) -> F64:
         """Shape (touched series, slots): the state's buckets of ``col``, oldest first."""
@@ -126,19 +125,30 @@ class Frame:
             self._cache[col] = self.rings.cols[col][self._idx]
         return self._cache[col]
 
-    def upto(self, col: str, x: I64, values: F64 | None = None) -> F64:
+    def groups(self) -> tuple[IP, IP]:
+        """(first row of each (series, bucket) group, each row's group): the rows of one
+        bucket share everything but what they add to their own bucket."""
+        if self._groups is None:
+            new = self.first.copy()
+            new[1:] |= self.b[1:] != self.b[:-1]
+            self._groups = np.flatnonzero(new), (np.cumsum(new) - 1).astype(np.intp)
+        return self._groups
+
+    def upto(self, col: str, x: I64, values: F64 | None = None, rows: IP | None = None) -> F64:
         """Per row (``x``: shape (rows,) or (rows, k)): the sum of ``col`` over the buckets
         <= ``x`` of the row's series, in the state and in the batch up to the row itself.
-        ``values``: the rows' own values of ``col`` (None for the count)."""
-        x2 = x.reshape(len(self.s), -1)
+        ``values``: every row's own value of ``col`` (None for the count); ``rows``: the rows
+        ``x`` is for (default: all)."""
+        at_rows = np.arange(len(self.s)) if rows is None else rows
+        x2 = x.reshape(len(at_rows), -1)
         cum = np.cumsum(self.state(col), axis=1)
         cum = np.concatenate([np.zeros((len(cum), 1)), cum], axis=1)
-        at = np.clip(x2 - self.base[:, None] + 1, 0, self.rings.slots)
-        out = cum[self.seg[:, None], at]
+        at = np.clip(x2 - self.base[at_rows][:, None] + 1, 0, self.rings.slots)
+        out = cum[self.seg[at_rows][:, None], at]
         v = np.ones(len(self.s)) if values is None else values
         pre = np.concatenate([[0.0], np.cumsum(v)])
-        end = np.minimum(self._position(x2), np.arange(len(self.s))[:, None] + 1)
-        out += pre[end] - pre[self.seg0][:, None]
+        end = np.minimum(self._position(x2, at_rows), at_rows[:, None] + 1)
+        out += pre[end] - pre[self.seg0[at_rows]][:, None]
         res: F64 = out.reshape(x.shape)
         return res
 
@@ -156,23 +166,24 @@ class Frame:
     def first_after(self, lo: I64) -> IP:
         """Per row: the first batch row of its series with bucket > ``lo`` (``lo`` below the
         row's own bucket, so that row is at or before it)."""
-        out: IP = self._position(lo[:, None])[:, 0]
+        out: IP = self._position(lo[:, None], np.arange(len(self.s)))[:, 0]
         return out
 
-    def _position(self, x: I64) -> IP:
-        """Per (row, query): the index of the first batch row after every row of the row's
-        series with bucket <= x (rows sorted by (series, bucket))."""
+    def _position(self, x: I64, rows: IP) -> IP:
+        """Per (row of ``rows``, query): the index of the first batch row after every row of
+        that row's series with bucket <= x (rows sorted by (series, bucket))."""
         seg, b = self.seg, self.b
+        qs = seg[rows]
         bmin, bmax = int(b.min()), int(b.max())
         span = bmax - bmin + 2
         q = np.clip(x, bmin - 1, bmax) - bmin + 1
         if (int(seg[-1]) + 1) * span < 2**62:  # one sortable int64 key: (segment, bucket)
             key = seg * span + (b - bmin + 1)
-            out: IP = np.searchsorted(key, seg[:, None] * span + q, side="right")
+            out: IP = np.searchsorted(key, qs[:, None] * span + q, side="right")
             return out
         # too wide for one key: merge the rows and the queries with one lexsort
         n, flat_q = len(seg), (q + bmin - 1).ravel()
-        qseg = np.repeat(seg, q.shape[1])
+        qseg = np.repeat(qs, q.shape[1])
         order = np.lexsort((np.r_[np.zeros(n, np.int8), np.ones(len(flat_q), np.int8)],
                             np.r_[b, flat_q], np.r_[seg, qseg]))
         before = np.cumsum(order < n)
