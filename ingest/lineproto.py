@@ -27,10 +27,7 @@ An encoder is immutable after construction and may be shared between tasks and t
 
 from __future__ import annotations
 
-import argparse
-import time
 from collections.abc import Sequence
-from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -199,52 +196,3 @@ class TierEncoder:
         value = np.stack([np.asarray(getattr(tier, st), np.float64) for st in TIER_FIELDS],
                          axis=1).ravel()
         return self._lines._encode(np.repeat(tier.ts_ns, k), series, value)
-
-
-def encode_naive(table: SeriesTable, batch: TelemetryBatch) -> bytes:
-    """One f-string per reading and no grouping: the baseline `bench` compares against."""
-    out = []
-    for t, s, v, st in zip(batch.ts_ns.tolist(), batch.series.tolist(), batch.value.tolist(),
-                           batch.status.tolist(), strict=True):
-        if st == 0:
-            d = table.devices[int(table.device_index[s])]
-            out.append(f"{d.kind},device={d.id},site={d.site} {table.metric[s]}={v!r} {t}\n")
-    return "".join(out).encode()
-
-
-def bench(n: int = 100_000, *, decimals: int | None = 2, repeat: int = 5) -> str:
-    """`LineEncoder` vs `encode_naive`, best of ``repeat``, on the shipped registry: every
-    device reports all its metrics each minute, values rounded to ``decimals``."""
-    from devices.registry import default_registry_path, load_registry
-
-    table = SeriesTable.from_registry(load_registry(default_registry_path()))
-    value = np.random.default_rng(1).normal(100.0, 30.0, n)
-    batch = TelemetryBatch.from_arrays(
-        1_700_000_000_000_000_000 + (np.arange(n) // len(table)) * 60_000_000_000,
-        np.resize(np.arange(len(table), dtype=np.int32), n),
-        value if decimals is None else np.round(value, decimals))
-    enc = LineEncoder(table)
-    best: dict[str, tuple[float, int]] = {}
-    for name, fn in (("vectorised", enc.encode), ("naive", partial(encode_naive, table))):
-        secs = []
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            lines = fn(batch).count(b"\n")
-            secs.append(time.perf_counter() - t0)
-        best[name] = (min(secs), lines)
-    (tv, lv), (tn, ln) = best["vectorised"], best["naive"]
-    return (f"{n} readings, {'full precision' if decimals is None else f'{decimals} decimals'}:"
-            f" vectorised {tv * 1e3:.1f} ms, {lv} lines, {n / tv:,.0f} readings/s, "
-            f"{lv / tv:,.0f} lines/s | naive {tn * 1e3:.1f} ms, {ln} lines, {n / tn:,.0f} "
-            f"readings/s | speedup x{tn / tv:.1f}")
-
-
-if __name__ == "__main__":
-    p = argparse.ArgumentParser(prog="python -m ingest.lineproto")
-    p.add_argument("--bench", action="store_true", help="time the encoder against naive")
-    p.add_argument("-n", type=int, default=100_000, help="readings per batch")
-    args = p.parse_args()
-    if not args.bench:
-        p.error("nothing to do: pass --bench")
-    for decimals in (2, None):
-        print(bench(args.n, decimals=decimals))

@@ -11,6 +11,9 @@
 Prints messages/s, the ratio to the ceilings, publish-to-stored latency p50/p99 (device
 timestamp to successful write, from Pantau's ``pantau_ingest_delay_seconds`` histogram),
 Pantau's CPU seconds per 10,000 messages and its peak RSS.
+
+``--chain`` times the processor chains instead (`pantau.bench.chain`), ``--lineproto`` the
+line protocol encoder alone (`pantau.bench.lineproto`).
 """
 
 from __future__ import annotations
@@ -151,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv and "--chain" in argv:  # the domain processors' cost: pantau.bench.chain
         from pantau.bench.chain import main as chain_bench
         return chain_bench([a for a in argv if a != "--chain"])
+    if argv and "--lineproto" in argv:  # the encoder alone: pantau.bench.lineproto
+        from pantau.bench.lineproto import main as lineproto_bench
+        return lineproto_bench([a for a in argv if a != "--lineproto"])
     p = argparse.ArgumentParser(prog="pantau bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--messages", type=int, default=200_000, help="per phase (default 200000)")

@@ -17,7 +17,6 @@ from devices.series import SeriesTable
 from ingest.lineproto import (
     LineEncoder,
     TierEncoder,
-    bench,
     escape_key,
     escape_measurement,
     line_order,
@@ -291,9 +290,3 @@ def test_large_batches_match_the_reference() -> None:
     tier = Tier(60, b.ts_ns // 60_000_000_000 * 60_000_000_000, b.series, value, value * 2,
                 value / 3, rng.integers(0, 100, n))
     assert TierEncoder(TABLE).encode(tier) == tier_reference(TABLE, tier)
-
-
-def test_bench_runs_and_is_faster_than_naive() -> None:
-    report = bench(20_000, repeat=2)
-    assert "speedup x" in report
-    assert float(report.rsplit("x", 1)[1]) > 1.0, report
