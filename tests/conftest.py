@@ -10,6 +10,7 @@ Fixtures (each service on free loopback ports in a pytest tmp dir, stopped at se
   ``pantau``; ``influx_db`` -> the name of a fresh database for one test (writer may write, reader
   may read), dropped afterwards.
 - ``victoria`` -> `VictoriaMetrics`.
+- ``alertmanager`` -> `Alertmanager` (Debian's 0.25, a receiver that delivers nowhere).
 - ``mqtt_client`` -> a factory of connected paho clients (`MqttProbe`), disconnected after the test.
 - ``spawn`` -> start a private service for one test (e.g. to kill it), stopped afterwards.
 
@@ -42,9 +43,11 @@ from pantau.devstack import (
     stack_users,
 )
 from pantau.devstack._process import Daemon
+from pantau.devstack.alertmanager import Alertmanager
 
 SPARE_DEVICES = ("test-device-a", "test-device-b", "test-device-c")
-_SERVICE_FIXTURES = {"mosquitto", "influx", "influx_db", "victoria", "mqtt_client", "spawn"}
+_SERVICE_FIXTURES = {"mosquitto", "influx", "influx_db", "victoria", "mqtt_client", "spawn",
+                     "alertmanager"}
 D = TypeVar("D", bound=Daemon)
 
 
@@ -108,6 +111,16 @@ def victoria(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VictoriaMetri
     vm.stop()
 
 
+@pytest.fixture(scope="session")
+def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Alertmanager]:
+    """Debian's Alertmanager with a receiver that delivers nowhere; tests that need their own
+    routes and receivers `spawn` one with their configuration."""
+    _require("prometheus-alertmanager")
+    am = Alertmanager(tmp_path_factory.mktemp("alertmanager"))
+    yield _started(am)
+    am.stop()
+
+
 @pytest.fixture
 def spawn() -> Iterator[Callable[[D], D]]:
     """``spawn(Mosquitto(tmp_path, users=...))``: start a private service, stopped after the
@@ -116,7 +129,8 @@ def spawn() -> Iterator[Callable[[D], D]]:
 
     def start(daemon: D) -> D:
         _require({"mosquitto": "mosquitto", "influxd": "influxdb",
-                  "victoria-metrics": "victoria-metrics"}[daemon.name])
+                  "victoria-metrics": "victoria-metrics",
+                  "alertmanager": "prometheus-alertmanager"}[daemon.name])
         daemons.append(daemon)
         return _started(daemon)
 

@@ -21,6 +21,8 @@ BINARIES: dict[str, tuple[str, ...]] = {
     "mosquitto-clients": ("mosquitto_pub", "mosquitto_sub"),
     "influxdb": ("influxd",),
     "victoria-metrics": ("victoria-metrics",),
+    "prometheus-alertmanager": ("prometheus-alertmanager",),
+    "chromium": ("chromium",),
 }
 #: What ``python -m pantau.devstack ensure`` installs.
 ALL_PACKAGES = tuple(BINARIES)

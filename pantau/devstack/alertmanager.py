@@ -1,0 +1,93 @@
+"""Debian's Prometheus Alertmanager (0.25) as a child process, on a free loopback port.
+
+Started with ``--cluster.listen-address=`` (empty: no gossip, otherwise it starts in cluster
+mode on 0.0.0.0:9094 and replicas on one machine would find each other), its own storage
+directory (silences and the notification log survive a restart) and the configuration given
+as text (``config``, rewritten on every `start`). The Debian package has no web UI: use the
+API v2 (`alerts`, `silences`, `status`). It reads its default notification templates
+(``default.tmpl``: ``telegram.default.message``, ``email.default.html``, ...) from
+``/usr/share/prometheus/alertmanager``, the package's files.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pantau.devstack._http import request
+from pantau.devstack._process import Daemon, DevstackError, free_port, writable_dir
+from pantau.devstack.packages import binary
+
+#: A configuration that accepts alerts and delivers them nowhere (a receiver without
+#: integrations): enough to test what Alertmanager accepts.
+MINIMAL_CONFIG = """\
+route:
+  receiver: nobody
+  group_by: [alertname]
+receivers:
+  - name: nobody
+"""
+
+
+class Alertmanager(Daemon):
+    """Alertmanager on ``127.0.0.1:port`` in ``workdir`` with the YAML ``config``."""
+
+    name = "alertmanager"
+
+    def __init__(self, workdir: str | Path, *, config: str = MINIMAL_CONFIG,
+                 files: Mapping[str, str] | None = None, port: int | None = None) -> None:
+        super().__init__(workdir)
+        self.config = config
+        self.files = dict(files or {})  # e.g. templates, named relative to the config file
+        self.port = port or free_port()
+        self.conf_path = self.workdir / "alertmanager.yml"
+        self.data_dir = self.workdir / "data"
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:<port>``."""
+        return f"http://{self.host}:{self.port}"
+
+    def _prepare(self) -> list[str]:
+        writable_dir(self.data_dir)
+        for name, text in self.files.items():
+            (self.workdir / name).write_text(text, encoding="utf-8")
+        self.conf_path.write_text(self.config, encoding="utf-8")
+        return [binary("prometheus-alertmanager"), f"--config.file={self.conf_path}",
+                f"--storage.path={self.data_dir}",
+                f"--web.listen-address={self.host}:{self.port}",
+                f"--web.external-url={self.url}", "--cluster.listen-address=",
+                "--log.level=info"]
+
+    def _ready(self) -> bool:
+        try:
+            return request("GET", f"{self.url}/-/ready", timeout=1.0).status == 200
+        except OSError:
+            return False
+
+    def reload(self, config: str | None = None) -> None:
+        """Apply a new configuration (``POST /-/reload``); `DevstackError` if refused."""
+        if config is not None:
+            self.config = config
+            self.conf_path.write_text(config, encoding="utf-8")
+        resp = request("POST", f"{self.url}/-/reload")
+        if resp.status != 200:
+            raise DevstackError(f"alertmanager refused its configuration: {resp.text.strip()}")
+
+    def _get(self, path: str) -> Any:
+        resp = request("GET", f"{self.url}{path}")
+        if resp.status != 200:
+            raise DevstackError(f"GET {self.url}{path}: HTTP {resp.status}: {resp.text.strip()}")
+        return json.loads(resp.body)
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """``GET /api/v2/alerts``: the alerts it holds (active, silenced and inhibited)."""
+        out: list[dict[str, Any]] = self._get("/api/v2/alerts")
+        return out
+
+    def silences(self) -> list[dict[str, Any]]:
+        """``GET /api/v2/silences``."""
+        out: list[dict[str, Any]] = self._get("/api/v2/silences")
+        return out
