@@ -17,6 +17,7 @@ from pathlib import Path
 from core.metrics import Metrics
 from devices.api import PREFIX as DEVICES_API
 from devices.api import devices_api
+from devices.cadence import CadenceWatch
 from devices.registry import Registry, default_registry_path, load_registry
 from devices.series import SeriesTable
 from devices.status import StatusStore
@@ -109,7 +110,8 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None,
                             max_unacked=settings.mqtt.max_unacked,
                             retry_min_s=inf.retry_min_s,
                             retry_max_s=inf.retry_max_s, clock=time.time_ns,
-                            on_status=status.on_status, listeners=[status],
+                            on_status=status.on_status,
+                            listeners=[status, CadenceWatch(table, metrics)],
                             state_file=StateFile(Path(settings.state_dir) / "processors.npz"),
                             snapshot_interval_s=settings.processors.snapshot_interval_s)
         await warm_up_state(chain, settings, pipeline.restore_state())
