@@ -320,13 +320,17 @@ class Pipeline:
             self._m.counter("pantau_derived_refused_total").inc(n_refused_derived)
         self._state.processed(out.tiers)
         records = dead_letters(sealed, batch, self._decoder.table, self._m, self._rlog)
-        while True:
+        delay = self._retry_min
+        while True:  # nothing of this batch is acknowledged before its dead letters are durable
             try:
                 await self._dl.write(records)
                 break
-            except OSError as e:
-                log.error("cannot write the dead-letter file %s: %s; retrying", self._dl.path, e)
-                await asyncio.sleep(self._retry_max)
+            except OSError as e:  # disk full, read-only: counted, readiness red (`DeadLetter`)
+                self._rlog.warning("deadletter", "cannot write the dead-letter file %s: %s; "
+                                   "%d messages wait unacknowledged, retrying", self._dl.path,
+                                   e, len(sealed.acks))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._retry_max)
         self._m.counter("pantau_deadletter_records_total").inc(len(records))
         await self._state.checkpoint()
         written = batch.ok & (batch.origin >= 0)

@@ -91,9 +91,13 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None,
                                                          settings.processors))
     status = StatusStore(Path(settings.state_dir) / "pantau.sqlite", table, clock=time.time_ns)
 
-    source = MqttSource(settings.mqtt, lambda *a: None, metrics)
+    # Announced Maximum Packet Size: above the broker's limits (deploy/mosquitto), so that
+    # whatever it accepts reaches Pantau and an oversized payload is dead-lettered, not lost.
+    source = MqttSource(settings.mqtt, lambda *a: None, metrics,
+                        max_packet_size=2 * ing.max_payload_bytes)
     dl_path = Path(ing.deadletter_file or Path(settings.state_dir) / "deadletter.jsonl")
-    deadletter = DeadLetter(dl_path, source.publish, settings.mqtt.deadletter_topic)
+    deadletter = DeadLetter(dl_path, source.publish, settings.mqtt.deadletter_topic,
+                            keep_payload=ing.max_payload_bytes, metrics=metrics)
     if stop is None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -141,7 +145,11 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None,
         if not tokens.current():
             log.warning("no API tokens in %s: /api/ answers 401 until one is created with "
                         "`pantau tokens create --role viewer --name NAME`", tokens.path)
-        app = build_app(metrics, [Check("mqtt", mqtt_check), Check("database", db_check)],
+        async def deadletter_check() -> str:  # disk full or read-only: nothing is acked
+            return deadletter.last_error
+
+        app = build_app(metrics, [Check("mqtt", mqtt_check), Check("database", db_check),
+                                  Check("deadletter", deadletter_check)],
                         [SubApp(DEVICES_API, devices_api(registry, status), write_role="admin")],
                         tokens=tokens)
         http = await start_http(app, settings.http.host, settings.http.port)

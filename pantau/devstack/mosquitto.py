@@ -35,6 +35,18 @@ DEFAULT_MAX_INFLIGHT = 20000
 #: When a session's queue is full, Mosquitto drops the newest message while still PUBACKing
 #: the publisher (DESIGN.md, "Known traps").
 DEFAULT_MAX_QUEUED = 1_000_000
+#: Bounded by bytes too: 1,000,000 queued messages of ~200 bytes are ~200 MB; 512 MiB keeps
+#: a queue of large payloads from taking the broker's memory (the newest is dropped past it).
+DEFAULT_MAX_QUEUED_BYTES = 512 * 1024 * 1024
+#: Payloads Pantau decodes are at most `ingest.max_payload_bytes` (64 KiB by default). Larger
+#: ones up to this limit still reach Pantau and are dead-lettered as `payload_too_large` (a
+#: prefix, the length and a SHA-256), so the operator sees who sends them; beyond it the
+#: broker refuses the PUBLISH (an MQTT v5 publisher gets PUBACK 0x83).
+DEFAULT_MESSAGE_SIZE_LIMIT = 96 * 1024
+#: Any packet larger than this disconnects its sender before the broker buffers it. Pantau
+#: announces twice `ingest.max_payload_bytes` as its MQTT v5 Maximum Packet Size: keep this
+#: at or below that, or the broker drops messages too large for Pantau without a trace.
+DEFAULT_MAX_PACKET_SIZE = 128 * 1024
 
 
 def stack_users(device_ids: Iterable[str]) -> dict[str, str]:
@@ -82,7 +94,10 @@ class Mosquitto(Daemon):
     def __init__(self, workdir: str | Path, *, users: Mapping[str, str], acl: str | None = None,
                  port: int | None = None, max_queued_messages: int = DEFAULT_MAX_QUEUED,
                  max_inflight_messages: int = DEFAULT_MAX_INFLIGHT,
-                 autosave_interval: int = 1) -> None:
+                 autosave_interval: int = 1,
+                 max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
+                 message_size_limit: int = DEFAULT_MESSAGE_SIZE_LIMIT,
+                 max_packet_size: int = DEFAULT_MAX_PACKET_SIZE) -> None:
         super().__init__(workdir)
         self.users = dict(users)
         self.acl = default_acl() if acl is None else acl
@@ -90,6 +105,8 @@ class Mosquitto(Daemon):
         self.max_queued_messages = max_queued_messages
         self.max_inflight_messages = max_inflight_messages
         self.autosave_interval = autosave_interval
+        self.max_queued_bytes = max_queued_bytes
+        self.message_size_limit, self.max_packet_size = message_size_limit, max_packet_size
         self.conf_path = self.workdir / "mosquitto.conf"
         self.data_dir = self.workdir / "data"
 
@@ -136,7 +153,9 @@ class Mosquitto(Daemon):
             f"persistence_location {self.data_dir}/",
             f"autosave_interval {self.autosave_interval}",
             f"max_queued_messages {self.max_queued_messages}",
-            "max_queued_bytes 0",
+            f"max_queued_bytes {self.max_queued_bytes}",
+            f"message_size_limit {self.message_size_limit}",  # 0: no limit
+            *([f"max_packet_size {self.max_packet_size}"] if self.max_packet_size else []),
             f"max_inflight_messages {self.max_inflight_messages}",
             f"log_dest file {self.log_path}",
             "log_type error",
