@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from core.settings import SettingsError, setting
+from grafana.settings import GrafanaSettings
+from ingest.self_metrics import SelfMetricsSettings
 from ingest.settings import InfluxSettings, IngestSettings, MqttSettings
 from processors.settings import ProcessorSettings
 
@@ -51,6 +53,8 @@ class Settings:
     ingest: IngestSettings = field(default_factory=IngestSettings)
     processors: ProcessorSettings = field(default_factory=ProcessorSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
+    self_metrics: SelfMetricsSettings = field(default_factory=SelfMetricsSettings)
+    grafana: GrafanaSettings = field(default_factory=GrafanaSettings)
 
 
 __all__ = ["HttpSettings", "Settings"]
