@@ -37,6 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     chk.add_argument("--config", metavar="FILE", help="settings TOML file")
     from pantau.devices_cli import add_parsers
     add_parsers(sub)  # `pantau devices ...`, `pantau simulate`
+    from pantau.grafana_cli import add_parsers as add_grafana
+    add_grafana(sub)  # `pantau grafana export`
     from pantau.tokens_cli import add_parser as add_tokens_parser
     add_tokens_parser(sub)  # `pantau tokens ...`
     return p
@@ -76,6 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "tokens":
             from pantau.tokens_cli import run_command as tokens_command
             return tokens_command(args, settings)
+        if args.command == "grafana":
+            from pantau.grafana_cli import run_command as grafana_command
+            return grafana_command(args, settings)
         if args.command in ("devices", "simulate"):
             from pantau.devices_cli import run_command
             return run_command(args, settings)

@@ -1,10 +1,14 @@
 #!/bin/bash
 # Runs once, after InfluxDB's own setup (docker-entrypoint-initdb.d). Creates the
 # least-privilege tokens Pantau and Grafana use, Pantau's read-only v1 user, and the DBRP
-# mapping InfluxQL needs.
+# mappings InfluxQL needs (Pantau's warm-up and every Grafana panel speak InfluxQL: the raw
+# bucket as retention policy `autogen`, the tiers as `tier_1m` / `tier_1h` of database
+# `$DOCKER_INFLUXDB_INIT_BUCKET`, the names InfluxDB 1.x gives them too).
+# Each service's secrets go to a volume only that service mounts (docker-compose.yml).
 set -euo pipefail
 out=/run/pantau-secrets
-mkdir -p "$out"
+grafana_out=/run/grafana-secrets
+mkdir -p "$out" "$grafana_out"
 bucket_id=$(influx bucket list --name "$DOCKER_INFLUXDB_INIT_BUCKET" --hide-headers | cut -f1)
 influx v1 dbrp create --db "$DOCKER_INFLUXDB_INIT_BUCKET" --rp autogen \
     --bucket-id "$bucket_id" --default
@@ -24,10 +28,11 @@ influx auth create --description pantau-write --write-bucket "$bucket_id" \
 # Grafana: read them, nothing else.
 influx auth create --description grafana-read --read-bucket "$bucket_id" \
     --read-bucket "${tier_ids[0]}" --read-bucket "${tier_ids[1]}" --hide-headers \
-    | cut -f3 > "$out/grafana-read.token"
+    | cut -f3 > "$grafana_out/grafana-influx-read"
 # Pantau's warm-up (rebuilding processor state after a lost snapshot) reads its raw bucket
 # back with InfluxQL through the v1 compatibility API: a v1 user that can read, nothing else.
 head -c 24 /dev/urandom | base64 | tr -d '/+=' > "$out/pantau-read.password"
 influx v1 auth create --username pantau-read --password "$(cat "$out/pantau-read.password")" \
     --read-bucket "$bucket_id" --description pantau-read
-chmod 0644 "$out"/*.token "$out/pantau-read.password"
+# Readable by the service's own (non-root) user; no other service mounts the volume.
+chmod 0644 "$out"/pantau-write.token "$out/pantau-read.password" "$grafana_out/grafana-influx-read"

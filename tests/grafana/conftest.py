@@ -1,0 +1,128 @@
+"""The real InfluxDB filled by the real pipeline, once per session, for the dashboard queries.
+
+``filled`` -> `Filled`: the shipped Blitar registry simulated through the session's Mosquitto
+into a running Pantau (its whole default chain, tiers written at every batch, its own metrics
+every 0.5 s) for two databases: ``normal`` (the last 24 hours of the normal scenario, so the
+ISPU has its 24-hour averages, with malformed payloads and sensor faults) and ``flood`` (the
+last 6 hours of the flood scenario). ``end_ms`` is when the filling ended: the dashboards'
+time ranges end there. Alert events are written as the schema says alerts/ writes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from devices.catalogue import load_rivers
+from devices.registry import default_registry_path, load_registry
+from devices.simulator import Simulator, parse_faults
+from devices.simulator.publish import MuxPublisher, run
+from pantau.devstack import PANTAU_USER, InfluxDB1, Mosquitto, free_port
+from tests.e2e.conftest import run_pantau
+from tests.e2e.test_spine import _metrics
+
+HOURS = {"normal": 24, "flood": 6}
+FAULTS = {"normal": ["malformed", "spikes", "stuck", "dropouts"], "flood": []}
+
+
+@dataclass(frozen=True)
+class Filled:
+    dbs: dict[str, str]   # scenario -> database
+    end_ms: int
+
+
+def _metric(text: str, name: str) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith((name + " ", name + "{")))
+
+
+async def _fill(scenario: str, db: str, mosquitto: Mosquitto, influx: InfluxDB1,
+                state: Path) -> None:
+    env = {
+        "PANTAU_MQTT_URL": mosquitto.url_for(PANTAU_USER),
+        "PANTAU_MQTT_CLIENT_ID": f"pantau-grafana-{os.getpid()}-{scenario}",
+        "PANTAU_INFLUX_URL": influx.url, "PANTAU_INFLUX_DATABASE": db,
+        "PANTAU_INFLUX_USERNAME": influx.writer.username,
+        "PANTAU_INFLUX_PASSWORD": influx.writer.password,
+        "PANTAU_INFLUX_READ_USERNAME": influx.reader.username,
+        "PANTAU_INFLUX_READ_PASSWORD": influx.reader.password,
+        "PANTAU_INFLUX_FLUSH_INTERVAL_S": "0.05",
+        "PANTAU_HTTP_LISTEN": f"127.0.0.1:{free_port()}",
+        "PANTAU_STATE_DIR": str(state / scenario),
+        "PANTAU_PROCESSORS_SNAPSHOT_INTERVAL_S": "0",  # tiers written with every batch
+        "PANTAU_SELF_METRICS_INTERVAL_S": "0.5",
+    }
+    path = default_registry_path()
+    registry = load_registry(path)
+    sim = Simulator(registry, scenario_name=scenario, seed=7, rivers=load_rivers(path, registry),
+                    start_s=float(int(time.time()) - HOURS[scenario] * 3600),
+                    faults=parse_faults(FAULTS[scenario]), tick_s=30.0)
+    user, password = mosquitto.admin
+    async with run_pantau(env):
+        pub = MuxPublisher(mosquitto.host, mosquitto.port, user, password)
+        try:
+            await asyncio.to_thread(run, sim, pub.publish, pump=pub.pump, flat_out=True,
+                                    duration_s=HOURS[scenario] * 3600 - 60,
+                                    report=lambda _: None)
+            await asyncio.to_thread(pub.pump, 1.0)
+            sent = pub.acked
+        finally:
+            pub.close()
+        state_: dict[str, float] = {}
+
+        async def drained() -> bool:
+            text = await _metrics(env)
+            state_["received"] = _metric(text, "pantau_messages_received_total")
+            return (state_["received"] >= sent
+                    and _metric(text, "pantau_messages_unacked") == 0)
+        deadline = time.monotonic() + 120
+        while not await drained():
+            assert time.monotonic() < deadline, f"Pantau got {state_} of {sent} messages"
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(1.2)  # two more self-metrics intervals
+
+
+def _alert_events(influx: InfluxDB1, db: str, end_s: int) -> None:
+    """Alert state changes as alerts/ writes them (ingest.schema.ALERTS_*)."""
+    lines = []
+    first: dict[str, tuple[str, str]] = {}
+    for d in load_registry(default_registry_path()).devices:
+        first.setdefault(d.kind, (d.id, d.site))
+    events = [(f"Test_{kind}", "warning", dev, site, kind, "firing")
+              for kind, (dev, site) in first.items()]
+    events.append(("Watchdog", "none", "", "", "", "firing"))
+    for k, (name, sev, dev, site, kind, state) in enumerate(events):
+        tags = ",".join(f"{t}={v}" for t, v in (("alertname", name), ("severity", sev),
+                                                 ("device", dev), ("site", site),
+                                                 ("kind", kind)) if v)
+        lines.append(f'alerts,{tags} state="{state}",value={k}.5,message="{name} {dev}" '
+                     f"{(end_s - 600 * (k + 1)) * 10**9}")
+    influx.write(lines, db=db)
+
+
+@pytest.fixture(scope="session")
+def filled(mosquitto: Mosquitto, influx: InfluxDB1,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Filled]:
+    dbs = {}
+    state = tmp_path_factory.mktemp("grafana-fill")
+    for scenario in HOURS:
+        db = influx.create_database(f"grafana_{scenario}")
+        for rp in ("tier_1m", "tier_1h"):
+            influx.query(f'CREATE RETENTION POLICY "{rp}" ON "{db}" DURATION INF '
+                         "REPLICATION 1", db="", user="admin")
+        t0 = time.monotonic()
+        asyncio.run(_fill(scenario, db, mosquitto, influx, state))
+        print(f"filled {scenario} in {time.monotonic() - t0:.1f} s")
+        dbs[scenario] = db
+    end_s = int(time.time())
+    for db in dbs.values():
+        _alert_events(influx, db, end_s)
+    yield Filled(dbs, end_s * 1000)
+    for db in dbs.values():
+        influx.drop_database(db)
