@@ -75,8 +75,7 @@ def build(src: Sources) -> dict[str, Any]:
     rejected = src.pantau("pantau_readings_rejected_total")
     b.add(timeseries_panel("Dead letters, all devices (per minute, by reason)", [Select(
         (Expr(rejected, "last", outer="non_negative_derivative({}, 1m)"),),
-        measurement=pantau, where=(Cond("reason", ".+"),), group_by=("reason", "instance"))],
-        alias="$tag_reason", w=24,
+        measurement=pantau, group_by=("reason", "instance"))], alias="$tag_reason", w=24,
         description="Per-device dead letters: `GET /api/devices/<id>` and the dead-letter "
         "file (`<state_dir>/deadletter.jsonl`)."))
     return b.built()

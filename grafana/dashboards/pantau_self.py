@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from grafana.board import Board
-from grafana.influxql import Cond, Expr, Select
+from grafana.influxql import Expr, Select
 from grafana.panels import stat_panel, steps, timeseries_panel, value_names
 from grafana.sources import Sources
 from ingest import schema
@@ -19,12 +19,11 @@ BY = ("instance",)
 
 def rate(src: Sources, metric: str, *labels: str, per: str = "1s") -> Select:
     """Per-``per`` increase of a cumulative counter (a restart is not a negative rate), by
-    ``labels`` (only the label sets the counter has: a counter never incremented is written
-    as one line without labels, at 0)."""
+    ``labels`` (a counter never incremented is written as one line without labels, at 0: the
+    panel shows that 0 until the first labelled count)."""
     return Select((Expr(src.pantau(metric), "last",
                         outer=f"non_negative_derivative({{}}, {per})"),),
-                  measurement=PANTAU, group_by=(*BY, *labels),
-                  where=tuple(Cond(label, ".+") for label in labels))
+                  measurement=PANTAU, group_by=(*BY, *labels))
 
 
 def gauge(src: Sources, metric: str, stat: str = "", func: str = "max") -> Select:
