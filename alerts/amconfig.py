@@ -36,9 +36,10 @@ OTHER_GROUP = ["alertname", "stage", "site"]
 
 @dataclass(frozen=True, slots=True)
 class Channels:
-    """Where notifications go. ``webhook``: URL every team's receiver also posts to (empty:
-    none); ``emails``/``telegram_chats``: team -> address / chat id (``<team>-supervisor`` for
-    tier 2 and up); ``deadman``: the Watchdog's URL."""
+    """Where notifications go. ``webhook``: URL every team's receiver also posts to, where
+    ``{receiver}`` becomes the receiver's name (empty: none); ``emails``/``telegram_chats``:
+    team -> address / chat id (``<team>-supervisor`` for tier 2 and up); ``deadman``: the
+    Watchdog's URL."""
 
     webhook: str = ""
     deadman: str = ""
@@ -59,7 +60,8 @@ class Channels:
 def _receiver(name: str, ch: Channels, send_resolved: bool = True) -> dict[str, Any]:
     out: dict[str, Any] = {"name": name}
     if ch.webhook:
-        out["webhook_configs"] = [{"url": ch.webhook, "send_resolved": send_resolved}]
+        out["webhook_configs"] = [{"url": ch.webhook.replace("{receiver}", name),
+                                   "send_resolved": send_resolved}]
     if name in ch.emails and ch.smtp_smarthost:
         out["email_configs"] = [{
             "to": ch.emails[name], "send_resolved": send_resolved,

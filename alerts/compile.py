@@ -11,18 +11,22 @@ of the labels: the same alert after a restart, on every replica, in every link.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
 from alerts.machine import Machine
-from alerts.rules import SERIES_KINDS, Bound, Level, Rule, RulesError, RuleSet
+from alerts.rules import SERIES_KINDS, Bound, Level, Rule, RuleSet
 from core.batch import FLAGS
 from devices.registry import Device
 from devices.series import SeriesTable
 
+log = logging.getLogger("pantau.alerts")
+Warn = Callable[[str], None]
 I32 = npt.NDArray[np.int32]
 F64 = npt.NDArray[np.float64]
 S = 1_000_000_000
@@ -94,15 +98,17 @@ def _series_slots(rule: Rule, table: SeriesTable) -> list[int]:
     return out
 
 
-def compile_rule(rule: Rule, table: SeriesTable) -> list[Check]:
-    """The checks of one rule; `RulesError` when it can match nothing it names."""
+def compile_rule(rule: Rule, table: SeriesTable, warn: Warn = log.warning) -> list[Check]:
+    """The checks of one rule. A rule whose metric no device of this registry and chain has
+    raises nothing (a smaller registry, a chain without its processor): ``warn`` is told."""
     n_series, n_dev = len(table), len(table.devices)
     devices = [i for i, d in enumerate(table.devices) if rule.devices.matches(d)]
     if rule.kind in SERIES_KINDS:
         slots = _series_slots(rule, table)
         if not slots and rule.metric and rule.metric not in table.metric:
-            raise RulesError(f"{rule.where}: rule {rule.name!r}: no device has metric "
-                             f"{rule.metric!r} (derived ones need their processor)")
+            warn(f"{rule.where}: rule {rule.name!r}: no device has metric {rule.metric!r} "
+                 "(derived ones need their processor): it raises nothing")
+            return []
         dev = [int(table.device_index[s]) for s in slots]
     elif rule.kind == "offline":
         slots, dev = [-1] * len(devices), devices
@@ -151,9 +157,9 @@ def _levels(rule: Rule, lv: Level | None, d: Device | None) -> tuple[float, floa
     return rule.sign * hi, rule.sign * lo
 
 
-def compile_rules(rules: RuleSet, table: SeriesTable) -> list[Check]:
+def compile_rules(rules: RuleSet, table: SeriesTable, warn: Warn = log.warning) -> list[Check]:
     """Every rule's checks, in file order."""
-    return [c for rule in rules for c in compile_rule(rule, table)]
+    return [c for rule in rules for c in compile_rule(rule, table, warn)]
 
 
 def describe(checks: list[Check]) -> str:

@@ -4,8 +4,9 @@ what Alertmanager lacks (acknowledgement silences, escalation).
 Each round (at once after a change, else every ``resend_s``):
 
 1. escalation: a firing alert not acknowledged climbs one tier per ``escalate_<severity>_s``
-   since it fired (up to ``max_tier``); each tier above 1 is sent as a copy of the alert with
-   the label ``tier`` (the routing tree sends it to supervisors); acknowledging ends them;
+   since Pantau raised it (up to ``max_tier``); each tier above 1 is sent as a copy of the
+   alert with the label ``tier`` (the routing tree sends it to supervisors); acknowledging
+   ends them;
 2. silences: an acknowledged firing alert has a silence on every replica matching its labels,
    extended while it fires; once it resolved the silences are expired *first*, and only then
    is the resolve sent, so the channel hears it (a silenced alert's resolve is swallowed);
@@ -107,7 +108,7 @@ class Delivery:
             delay = s.escalate_after_s(a.labels["severity"])
             if a.state != "firing" or a.acked_by or delay <= 0:
                 continue
-            tier = min(s.max_tier, 1 + int((now_ns - a.fired_ns) / (delay * S)))
+            tier = min(s.max_tier, 1 + int((now_ns - a.raised_ns) / (delay * S)))
             if tier > a.tier:
                 a.tier, a.tier_ns = tier, now_ns
                 self.metrics.counter("pantau_alerts_escalations_total",

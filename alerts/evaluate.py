@@ -69,7 +69,7 @@ class Evaluator:
         if gone:
             self.book.apply([(a.id, a.labels, Change(0, now_ns, FIRING if a.state == "firing"
                                                      else 1, INACTIVE, a.value),
-                              a.annotations, a.machine) for a in gone])
+                              a.annotations, a.machine) for a in gone], now_ns)
         return n
 
     # -- inputs --------------------------------------------------------------------------
@@ -98,7 +98,7 @@ class Evaluator:
                 v = self._rate(check, s, t, v)
             cond = self._cond(check, s, v, f)
             out += [(check, ch) for ch in check.machine.advance(s, t, cond, v)]
-        self._apply(out)
+        self._apply(out, stored.now_ns)
 
     def on_transition(self, change: Transition) -> None:
         di = self._device_index.get(change.device)
@@ -112,7 +112,7 @@ class Evaluator:
                 out += [(check, ch) for ch in check.machine.advance(
                     np.array([slot]), np.array([change.ts_ns]), np.array([offline], np.int8),
                     np.array([float(offline)]))]
-        self._apply(out)
+        self._apply(out, change.ts_ns)
 
     def sweep(self, now_ns: int, health: Mapping[str, float]) -> None:
         out: list[tuple[Check, Change]] = []
@@ -132,7 +132,7 @@ class Evaluator:
                 np.zeros(1, np.intp), np.array([now_ns]), cond, v)]
         for check in self.checks:
             out += [(check, ch) for ch in check.machine.expire(now_ns)]
-        self._apply(out)
+        self._apply(out, now_ns)
 
     # -- conditions ----------------------------------------------------------------------
     @staticmethod
@@ -163,7 +163,7 @@ class Evaluator:
         return out
 
     # -- to the lifecycle ----------------------------------------------------------------
-    def _apply(self, out: list[tuple[Check, Change]]) -> None:
+    def _apply(self, out: list[tuple[Check, Change]], now_ns: int) -> None:
         if not out:
             return
         items = []
@@ -174,7 +174,7 @@ class Evaluator:
                        "last_ts": int(m.last_ts[i]), "value": float(m.value[i])}
             items.append((check.ids[i], check.labels[i], ch, self._annotations(check, ch),
                           machine))
-        self.book.apply(items)
+        self.book.apply(items, now_ns)
 
     def _annotations(self, check: Check, ch: Change) -> dict[str, str]:
         di, sid = int(check.device[ch.slot]), int(check.series[ch.slot])

@@ -19,6 +19,7 @@ from alerts.lifecycle import Alert
 from alerts.store import Event
 from core.metrics import Metrics
 from ingest.errors import SinkError
+from ingest.influx_sink import InfluxSink, InfluxV2Sink
 from ingest.lineproto import escape_key, escape_measurement
 from ingest.schema import ALERTS_FIELDS, ALERTS_MEASUREMENT, ALERTS_TAGS
 
@@ -43,6 +44,18 @@ def line(event: Event) -> str:
         fields.append(f"{value}={float(event.value)!r}")
     fields.append(f"{message}={_string(event.message)}")
     return f"{escape_measurement(ALERTS_MEASUREMENT)}{tag_text} {','.join(fields)} {event.ts_ns}"
+
+
+def via_sink(sink: InfluxSink) -> Post:
+    """Post lines through the sink Pantau writes its readings with: the same URL, user or
+    token, database or bucket and error mapping, one attempt per call. (The sinks have no
+    public method for lines that are not readings; this uses their request path.)"""
+    where = f"{sink._where} (alert events)"
+    if isinstance(sink, InfluxV2Sink):
+        bucket = sink.settings.bucket
+        return lambda body: sink._post(body, bucket, where)
+    params = sink._params
+    return lambda body: sink._post(body, params, where)
 
 
 class AlertEvents:

@@ -26,10 +26,12 @@ HISTORY_DAYS = 90
 
 @dataclass(slots=True)
 class Alert:
-    """One alert (identity ``id`` = hash of ``labels``). Times are ns since the epoch, 0 when
-    not (yet). ``machine``: its check's slot state, put back after a restart. ``silences``:
-    replica URL -> Alertmanager silence id while acknowledged; ``sent``: replica URL -> when
-    it last accepted this alert."""
+    """One alert (identity ``id`` = hash of ``labels``). Times are ns since the epoch, 0 when not
+    (yet): ``since_ns``, ``fired_ns``, ``resolved_ns`` on the data's clock (device
+    timestamps), ``raised_ns`` on Pantau's (when it began to fire here: escalation counts
+    from it, so a backfill of old data does not escalate at once). ``machine``: its check's
+    slot state, put back after a restart. ``silences``: replica URL -> Alertmanager silence
+    id while acknowledged; ``sent``: replica URL -> when it last accepted this alert."""
 
     id: str
     labels: dict[str, str]
@@ -38,6 +40,7 @@ class Alert:
     value: float
     annotations: dict[str, str] = field(default_factory=dict)
     fired_ns: int = 0
+    raised_ns: int = 0
     resolved_ns: int = 0
     acked_by: str = ""
     acked_ns: int = 0
@@ -95,8 +98,9 @@ class Book:
                 listener(alert, event)
 
     def apply(self, changes: list[tuple[str, dict[str, str], Change, dict[str, str],
-                                        dict[str, Any]]]) -> None:
-        """Apply check changes: (id, labels, change, annotations, machine state after)."""
+                                        dict[str, Any]]], now_ns: int) -> None:
+        """Apply check changes: (id, labels, change, annotations, machine state after), found
+        at ``now_ns`` (Pantau's clock)."""
         upsert: dict[str, Alert] = {}
         delete: list[str] = []
         told: list[tuple[Alert, Event]] = []
@@ -108,7 +112,7 @@ class Book:
             a.value, a.machine = ch.value, machine
             a.annotations = notes
             if ch.new == FIRING:
-                a.state, a.fired_ns, a.tier_ns = "firing", ch.ts_ns, ch.ts_ns
+                a.state, a.fired_ns, a.raised_ns = "firing", ch.ts_ns, now_ns
             elif ch.new == PENDING:
                 a.state = "pending"
             elif ch.old == FIRING:

@@ -30,6 +30,7 @@ from alerts.rules_yaml import default_rules_path, load_rules
 from alerts.settings import AlertSettings
 from alerts.store import AlertDB
 from core.metrics import Metrics
+from core.reasons import Reason
 from core.stored import Stored
 from devices.series import SeriesTable
 from devices.status import Transition
@@ -42,6 +43,12 @@ def configured_rules(settings: AlertSettings) -> RuleSet:
     if settings.rules == "none":
         return RuleSet(())
     return load_rules(settings.rules or default_rules_path())
+
+
+def rejected_messages(metrics: Metrics) -> Probe:
+    """A probe of how many whole messages were rejected (dead-lettered) so far."""
+    slugs = [r.slug for r in Reason if r != Reason.OK]
+    return lambda: sum(metrics.value("pantau_messages_rejected_total", reason=s) for s in slugs)
 
 
 def per_minute(total: Probe, clock: Callable[[], int]) -> Probe:

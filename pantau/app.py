@@ -14,6 +14,8 @@ import signal
 import time
 from pathlib import Path
 
+from alerts.events import via_sink
+from alerts.service import AlertService, per_minute, rejected_messages
 from core.metrics import Metrics
 from devices.api import PREFIX as DEVICES_API
 from devices.api import devices_api
@@ -106,6 +108,14 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None,
 
     async with make_sink(settings.influx, chain.table or table) as sink:
         await status.open()
+        alerts = AlertService(
+            settings.alerts, chain.table, state_dir=settings.state_dir, metrics=metrics,
+            post_events=via_sink(sink), health={
+                "writes_failing": lambda: float(not pipeline.sink_ok),
+                "broker_disconnected": lambda: float(not source.connected),
+                "deadletter_per_min": per_minute(rejected_messages(metrics), time.time_ns)})
+        alerts.open()
+        status.subscribe(alerts)
         inf = settings.influx
         pipeline = Pipeline(decoder=decoder, chain=chain, sink=sink, deadletter=deadletter,
                             metrics=metrics, broker=source, batch_size=inf.batch_size,
@@ -115,7 +125,7 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None,
                             retry_min_s=inf.retry_min_s,
                             retry_max_s=inf.retry_max_s, clock=time.time_ns,
                             on_status=status.on_status,
-                            listeners=[status, CadenceWatch(table, metrics)],
+                            listeners=[status, CadenceWatch(table, metrics), alerts],
                             state_file=StateFile(Path(settings.state_dir) / "processors.npz"),
                             snapshot_interval_s=settings.processors.snapshot_interval_s)
         await warm_up_state(chain, settings, pipeline.restore_state())
@@ -150,8 +160,10 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None,
 
         app = build_app(metrics, [Check("mqtt", mqtt_check), Check("database", db_check),
                                   Check("deadletter", deadletter_check)],
-                        [SubApp(DEVICES_API, devices_api(registry, status), write_role="admin")],
+                        [SubApp(DEVICES_API, devices_api(registry, status), write_role="admin"),
+                         SubApp("/api/alerts", alerts.api(), write_role="operator")],
                         tokens=tokens)
+        app.add_subapp("/ack", alerts.links())  # no token: the signed link is the authority
         http = await start_http(app, settings.http.host, settings.http.port)
         log.info("Pantau is up: %d devices, %d series; HTTP on http://%s/ (metrics, readyz, "
                  "api/devices); dead letters in %s", len(registry.devices), len(table),
@@ -164,6 +176,7 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None,
                 sweeper = tg.create_task(status.run(hold=lambda: not pipeline.sink_ok),
                                          name="device-status")
                 counters = tg.create_task(own.run(), name="self-metrics")
+                raising = tg.create_task(alerts.run(), name="alerts")
                 if started is not None:
                     waiting = asyncio.ensure_future(source.wait_subscribed())
                     await asyncio.wait({waiting, asyncio.ensure_future(stop.wait())},
@@ -177,10 +190,11 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None,
                     await asyncio.wait_for(pipeline.drain(), DRAIN_TIMEOUT_S)
                 except TimeoutError:
                     log.warning("drain timed out; unacknowledged messages stay in the broker")
-                for t in (house, conn, writer, sweeper, counters):
+                for t in (house, conn, writer, sweeper, counters, raising):
                     t.cancel()
         finally:
             with contextlib.suppress(Exception):
                 await http.cleanup()
             await status.close()
+            alerts.close()
         log.info("stopped")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from alerts.settings import AlertSettings
 from core.settings import SettingsError, setting
 from grafana.settings import GrafanaSettings
 from ingest.self_metrics import SelfMetricsSettings
@@ -55,6 +56,7 @@ class Settings:
     http: HttpSettings = field(default_factory=HttpSettings)
     self_metrics: SelfMetricsSettings = field(default_factory=SelfMetricsSettings)
     grafana: GrafanaSettings = field(default_factory=GrafanaSettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
 
 
 __all__ = ["HttpSettings", "Settings"]

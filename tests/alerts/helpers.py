@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -41,11 +42,16 @@ def evaluator(tmp: Path, ch: Chain, rs: RuleSet | None = None, now_ns: int = T0)
     return ev
 
 
-def stored(ch: Chain, device: str, metric: str, ts_ns: Sequence[int],
+def stored(ch: Chain, device: str | Sequence[str], metric: str, ts_ns: Sequence[int],
            values: Sequence[float]) -> Stored:
-    """Readings of one series run through the chain, as the pipeline would hand them over."""
-    sid = ch.table.lookup[device][metric]
-    batch = TelemetryBatch.from_arrays(np.asarray(ts_ns), np.full(len(ts_ns), sid), values,
-                                       origin=np.zeros(len(ts_ns)))
+    """Readings of one series (or the same readings for several devices) run through the
+    chain, as the pipeline would hand them over."""
+    devices = [device] if isinstance(device, str) else list(device)
+    sids = [ch.table.lookup[d][metric] for d in devices]
+    n = len(ts_ns)
+    batch = TelemetryBatch.from_arrays(np.tile(np.asarray(ts_ns), len(sids)),
+                                       np.repeat(sids, n), np.tile(values, len(sids)),
+                                       origin=np.zeros(n * len(sids)))
     out = ch.run(batch)
-    return Stored(out.batch, out.derived, np.asarray([int(ts_ns[-1])]), int(ts_ns[-1]))
+    now = time.time_ns()  # the pipeline's clock, whatever the device timestamps
+    return Stored(out.batch, out.derived, np.asarray([now]), now)

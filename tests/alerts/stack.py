@@ -1,0 +1,83 @@
+"""An alert stack for one test: real receivers, Debian's Alertmanager with the generated
+configuration (short group timings), and an `AlertService` fed with stored batches made by
+the real processor chain."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from alerts.amconfig import Channels, render
+from alerts.service import AlertService
+from alerts.settings import AlertSettings
+from core.metrics import Metrics
+from pantau.devstack.alertmanager import Alertmanager
+from processors import Chain
+from tests.alerts.helpers import S, chain, rules, stored
+from tests.alerts.receivers import Receivers
+
+TEMPLATE = (Path(__file__).parents[2] / "alerts" / "data" / "pantau.tmpl").read_text()
+Spawn = Callable[[Alertmanager], Alertmanager]
+
+
+@dataclass
+class Stack:
+    rx: Receivers
+    am: Alertmanager
+    service: AlertService
+    chain: Chain
+    t: int  # device clock of the next readings (ns)
+
+    def feed(self, levels: dict[str, float], minutes: int = 10) -> None:
+        """Each gauge reports its level every minute for ``minutes`` (device time moves on)."""
+        ts = (self.t + np.arange(minutes) * 60 * S).tolist()
+        for device, level in levels.items():
+            self.service.on_stored(stored(self.chain, device, "level_cm", ts,
+                                          [level] * minutes))
+        self.t += minutes * 60 * S
+
+    def alert(self, **labels: str) -> str:
+        return next(a.id for a in self.service.book.alerts.values()
+                    if all(a.labels.get(k) == v for k, v in labels.items()))
+
+
+@contextlib.asynccontextmanager
+async def alert_stack(tmp_path: Path, spawn: Spawn, *, repeat_s: int = 3600,
+                      **settings: object) -> AsyncIterator[Stack]:
+    rx = Receivers()
+    async with rx.serve():
+        channels = Channels(webhook=f"{rx.url}/hook/{{receiver}}",
+                            deadman=f"{rx.url}/hook/deadman", group_wait_s=1,
+                            group_interval_s=1, repeat_interval_s=repeat_s)
+        am = spawn(Alertmanager(tmp_path / "am", config=render(rules(), channels),
+                                files={"pantau.tmpl": TEMPLATE}))
+        opts: dict[str, object] = {"alertmanager_urls": (am.url,), "resend_s": 1.0,
+                                   "retry_max_s": 1.0, "sweep_s": 0.5,
+                                   "escalate_critical_s": 0.0, "escalate_high_s": 0.0}
+        opts.update(settings)
+        service = AlertService(AlertSettings(**opts),  # type: ignore[arg-type]
+                               (ch := chain()).table, state_dir=tmp_path / "state",
+                               metrics=Metrics())
+        service.open()
+        task = asyncio.create_task(service.run())
+        try:
+            yield Stack(rx, am, service, ch, time.time_ns() - 6 * 3600 * S)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            service.close()
+
+
+def firing_groups(payloads: Sequence[dict[str, object]]) -> list[tuple[str, int]]:
+    """(stage, number of firing alerts) of each firing FloodStage notification, in arrival
+    order."""
+    return [(p["groupLabels"]["stage"], len(p["alerts"]))  # type: ignore[index,arg-type]
+            for p in payloads if p["status"] == "firing"
+            and p["groupLabels"]["alertname"] == "FloodStage"]  # type: ignore[index]
