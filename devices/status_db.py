@@ -4,13 +4,22 @@
 dedicated writer thread only, so the event loop never waits on SQLite. The file is in WAL mode
 (readers never block the writer; a crash loses at most the last uncommitted batch), and every
 `write` is one transaction of three ``executemany`` calls, however many devices changed.
+
+A file SQLite cannot use (truncated, garbage, a malformed page: `open` runs a quick integrity
+check) never stops start-up: it is set aside with its WAL as ``pantau.sqlite.corrupt-<time>``
+with a warning, and an empty store is created; statuses and last values come back with the
+devices' next messages.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+log = logging.getLogger("pantau.status")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS device_status (
@@ -68,10 +77,34 @@ class StatusDB:
 
     def open(self, prune_before_ns: int = 0) -> Loaded:
         """Create the file and schema when missing, drop history older than
-        ``prune_before_ns``, and return the saved state."""
+        ``prune_before_ns``, and return the saved state; a corrupt file is set aside first."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return self._open(prune_before_ns)
+        except sqlite3.DatabaseError as e:  # "file is not a database", "malformed", ...
+            self.close()
+            if isinstance(e, sqlite3.OperationalError):
+                raise  # locked, read-only, disk full: the file may be fine, keep it
+            aside = self._set_aside()
+            log.warning("%s is corrupt (%s): set aside as %s; starting with an empty device "
+                        "status store (statuses and last values return with the next "
+                        "messages)", self.path, e, aside)
+            return self._open(prune_before_ns)
+
+    def _set_aside(self) -> Path:
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
+        for suffix in ("", "-wal", "-shm"):  # a stale WAL must not meet the new file
+            part = Path(f"{self.path}{suffix}")
+            if part.exists():
+                part.replace(Path(f"{aside}{suffix}"))
+        return aside
+
+    def _open(self, prune_before_ns: int) -> Loaded:
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._conn = conn
+        check = conn.execute("PRAGMA quick_check(1)").fetchone()
+        if check is None or check[0] != "ok":
+            raise sqlite3.DatabaseError(f"integrity check: {check[0] if check else 'no answer'}")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable at checkpoints
         conn.execute("PRAGMA busy_timeout=5000")

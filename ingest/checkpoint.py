@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from pathlib import Path
 
 from core.metrics import Metrics
 from ingest.rejections import RateLimitedLog
@@ -71,16 +72,29 @@ class Checkpoints:
                 log.info("no processor state in %s", path)
                 return False
             restored = self._chain.restore(state)
-        except (OSError, ValueError, KeyError, ProcessorError) as e:
-            stale = path.with_name(path.name + ".stale")
-            log.warning("cannot restore processor state from %s (%s): starting fresh; the old "
-                        "file is kept as %s", path, e, stale)
-            if path.exists():
-                path.replace(stale)
+        except Exception as e:  # corrupt, foreign or unreadable: never a reason not to start
+            if not isinstance(e, OSError | ValueError | KeyError | ProcessorError):
+                log.exception("restoring processor state from %s failed unexpectedly", path)
+            self._set_aside(path, e)
             return False
         self.publish_counts()
         log.info("restored processor state (%s) from %s", ", ".join(restored), path)
         return True
+
+    @staticmethod
+    def _set_aside(path: Path, why: Exception) -> None:
+        """Rename an unusable snapshot ``*.stale`` (the warm-up rebuilds the state), keeping
+        it for inspection; when even that fails, the next checkpoint overwrites it."""
+        stale = path.with_name(path.name + ".stale")
+        try:
+            if path.exists():
+                path.replace(stale)
+        except OSError as e:
+            log.warning("cannot restore processor state from %s (%s), nor set it aside (%s): "
+                        "starting fresh", path, why, e)
+            return
+        log.warning("cannot restore processor state from %s (%s): starting fresh, rebuilt by "
+                    "the warm-up; the old file is kept as %s", path, why, stale)
 
     async def checkpoint(self, *, force: bool = False, all_open: bool = False) -> None:
         """When due (every ``snapshot_interval_s``, or ``force``): write the pending tiers

@@ -1,7 +1,8 @@
 """Writing to the sink, once and for all: retries with jittered exponential backoff (honouring
-Retry-After) for retryable errors, splitting a refused batch until the refused readings are
-isolated, and the tier rows (coalesced to one per bucket, skipped and counted when their
-retention policy or bucket is missing: tiers can be rebuilt, held-back readings cannot).
+Retry-After, capped by ``retry_max_s``) for retryable errors, splitting a refused batch until
+the refused readings are isolated, and the tier rows (coalesced to one per bucket, skipped and
+counted when their retention policy or bucket is missing: tiers can be rebuilt, held-back
+readings cannot).
 
 The sink makes one attempt per call and says whether an error is retryable (`SinkError`);
 the policy lives here, in one place.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -134,6 +136,13 @@ class Writer:
                     stack.extend((idx[half:], idx[:half]))
         return refused
 
+    def _honoured(self, retry_after: float | None) -> float:
+        """The server's Retry-After, capped by ``retry_max_s``: a server asking for an hour
+        (or ``inf``) must not hold ingest longer than Pantau's own longest backoff."""
+        if retry_after is None or not math.isfinite(retry_after):
+            return self._retry_max if retry_after == math.inf else 0.0
+        return min(max(retry_after, 0.0), self._retry_max)
+
     async def _retrying(self, attempt: Callable[[], Awaitable[None]]) -> None:
         """Make ``attempt`` until it succeeds; re-raise a non-retryable `SinkError`."""
         delay = self._retry_min
@@ -148,7 +157,7 @@ class Writer:
                 self.last_sink_error = str(e)
                 kind = str(e.status) if e.status else "network"
                 self._m.counter("pantau_write_retries_total", kind=kind).inc()
-                wait = max(random.uniform(delay / 2, delay), e.retry_after or 0.0)
+                wait = max(random.uniform(delay / 2, delay), self._honoured(e.retry_after))
                 self._rlog.warning("sink", "write failed (%s); retrying in %.1f s", e, wait)
                 await asyncio.sleep(wait)
                 delay = min(delay * 2, self._retry_max)
