@@ -44,10 +44,13 @@ class Decoder:
     max_future_ns: int = 300 * 1_000_000_000
     max_age_ns: int = 30 * 86400 * 1_000_000_000
     _devices: dict[str, tuple[str, dict[str, int]]] = field(init=False, repr=False)
+    _msg: Message = field(init=False, repr=False)  # scratch: refilled for every message
 
     def __post_init__(self) -> None:
         sites = {d.id: d.site for d in self.table.devices}
         self._devices = {dev: (sites[dev], per) for dev, per in self.table.lookup.items()}
+        self._msg = Message("", {}, self.table.unit, 0, self.max_future_ns, self.max_age_ns,
+                            RowBuffer(), 0)
 
     def device_of(self, topic: str) -> topics.Topic:
         """The topic's site, device and channel, or raise `Reject` (BAD_TOPIC)."""
@@ -84,8 +87,8 @@ class Decoder:
         if len(payload) > self.max_payload_bytes:
             raise Reject(Reason.PAYLOAD_TOO_LARGE, f"{len(payload)} bytes > "
                          f"{self.max_payload_bytes}")
-        msg = Message(device, per, self.table.unit, now_ns, self.max_future_ns,
-                      self.max_age_ns, out, origin)
+        msg = self._msg  # cheaper than a new one per message (decoding is single-threaded)
+        msg.device, msg.per, msg.now_ns, msg.out, msg.origin = device, per, now_ns, out, origin
         head = payload.lstrip()[:1]
         if head and head in _JSON_START:
             try:

@@ -37,7 +37,8 @@ def to_ns(ts: object) -> int:
         a = abs(ts)
         mult = (1_000_000_000 if a < _S_MAX else 1_000_000 if a < _MS_MAX
                 else 1_000 if a < _US_MAX else 1)
-        return _checked(ts * mult, ts)
+        ns = ts * mult
+        return ns if NS_MIN <= ns <= NS_MAX else _checked(ns, ts)
     if isinstance(ts, float):
         if not math.isfinite(ts):
             raise TimestampError(f"{ts!r} is not a finite number")
