@@ -1,0 +1,95 @@
+"""The simulator's flood scenario through `pantau run` (real Mosquitto, InfluxDB, Debian's
+Alertmanager with the generated configuration, a webhook receiver): each river's stages are
+notified in order, every notification is one river and one stage, and no group is notified
+twice with the same alerts. Bounded by default (the first 4 h 20 min of the flood, when the
+Kelud rivers reach Awas); ``PANTAU_SLOW=1`` plays 10 hours (every gauge reaches Awas)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from alerts.amconfig import Channels, render
+from devices.catalogue import load_rivers
+from devices.registry import default_registry_path, load_registry
+from devices.simulator import Simulator
+from devices.simulator.publish import MuxPublisher, run
+from pantau.devstack import ADMIN_USER, InfluxDB1, Mosquitto
+from pantau.devstack.alertmanager import Alertmanager
+from tests.alerts.helpers import rules
+from tests.alerts.receivers import Receivers, until
+from tests.alerts.stack import TEMPLATE, Spawn
+from tests.e2e.conftest import EnvFactory, run_pantau
+
+STAGES = ("Waspada", "Siaga", "Awas")
+pytestmark = pytest.mark.slow
+
+
+async def acked(env: dict[str, str]) -> float:
+    url = f"http://{env['PANTAU_HTTP_LISTEN']}/metrics"
+    async with aiohttp.ClientSession() as http, http.get(url) as r:
+        text = await r.text()
+    return sum(float(line.split()[-1]) for line in text.splitlines()
+               if line.startswith("pantau_messages_acked_total"))
+
+
+async def test_flood_scenario_end_to_end(tmp_path: Path, spawn: Spawn, mosquitto: Mosquitto,
+                                         influx: InfluxDB1, influx_db: str,
+                                         pantau_env: EnvFactory) -> None:
+    hours = 10.0 if os.environ.get("PANTAU_SLOW") else 4 + 1 / 3
+    rx = Receivers()
+    async with rx.serve():
+        am = spawn(Alertmanager(tmp_path / "am", files={"pantau.tmpl": TEMPLATE}, config=render(
+            rules(), Channels(webhook=f"{rx.url}/hook/{{receiver}}", group_wait_s=1,
+                              group_interval_s=1, repeat_interval_s=3600))))
+        env = pantau_env(influx_db, PANTAU_ALERTS_ALERTMANAGER_URLS=am.url,
+                         PANTAU_ALERTS_RESEND_S="1", PANTAU_ALERTS_SWEEP_S="0.5")
+        path = default_registry_path()
+        registry = load_registry(path)
+        sim = Simulator(registry, scenario_name="flood", seed=0,
+                        start_s=time.time() - hours * 3600 - 600,
+                        rivers=load_rivers(path, registry))
+        pub = MuxPublisher(mosquitto.host, mosquitto.port, *mosquitto.admin)
+        assert mosquitto.admin[0] == ADMIN_USER
+        async with run_pantau(env):
+            done = 0.0
+            for step in [2 * 3600.0] + [1200.0] * int((hours - 2) * 3):
+                await asyncio.to_thread(run, sim, pub.publish, pump=pub.pump, flat_out=True,
+                                        duration_s=step, report=lambda _: None)
+                await asyncio.to_thread(pub.pump, 1.0)
+                done += step
+                sent = pub.acked
+                await until(lambda: pub.unacked == 0, what="PUBACKs")
+                for _ in range(600):  # Pantau has stored and acknowledged all of it
+                    if await acked(env) >= sent:
+                        break
+                    await asyncio.sleep(0.1)
+                await asyncio.sleep(1.5)  # Alertmanager's group_wait, then the next 20 min
+        pub.close()
+    flood = [p for p in rx.got.by("bpbd") if p["groupLabels"]["alertname"] == "FloodStage"]
+    assert flood, rx.got.hooks
+    seen: dict[tuple[str, str], list[frozenset[str]]] = {}
+    first: dict[str, list[str]] = {}
+    for p in flood:
+        group = p["groupLabels"]
+        assert set(group) == {"alertname", "river", "stage"}
+        assert all(a["labels"]["river"] == group["river"]
+                   and a["labels"]["stage"] == group["stage"] for a in p["alerts"])
+        if p["status"] != "firing":
+            continue
+        firing = frozenset(a["fingerprint"] for a in p["alerts"] if a["status"] == "firing")
+        key = (group["river"], group["stage"])
+        assert firing not in seen.get(key, []), f"{key} notified twice with the same alerts"
+        seen.setdefault(key, []).append(firing)
+        stages = first.setdefault(group["river"], [])
+        if group["stage"] not in stages:
+            stages.append(group["stage"])
+    for river, order in first.items():
+        assert order == sorted(order, key=STAGES.index), f"{river}: {order}"
+    assert first["putih"][-1] == "Awas" and first["bladak"][-1] == "Awas", first
+    assert "Siaga" in first["brantas"], first
