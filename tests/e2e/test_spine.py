@@ -6,6 +6,7 @@ Real Mosquitto and InfluxDB (session fixtures); values, tags and timestamps asse
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -105,7 +106,12 @@ async def test_every_rejection_reaches_the_dead_letter_topic(
     assert (record["reason"], record["topic"]) == (reason, topic)
     assert record["detail"]
     original = record.get("payload", "").encode() if "payload" in record else None
-    assert original == payload or (original is None and "payload_b64" in record)
+    if record.get("payload_truncated"):  # oversized: a prefix, the length and a digest
+        assert payload.startswith(original or b"") and len(original or b"") < len(payload)
+        assert record["payload_bytes"] == len(payload)
+        assert record["payload_sha256"] == hashlib.sha256(payload).hexdigest()
+    else:
+        assert original == payload or (original is None and "payload_b64" in record)
     # the durable copy, and the counter under the same reason
     lines = (Path(env["PANTAU_STATE_DIR"]) / "deadletter.jsonl").read_text().splitlines()
     assert [json.loads(line)["reason"] for line in lines] == [reason]
@@ -142,7 +148,8 @@ async def test_http_api(pantau_env: EnvFactory, influx_db: str, mqtt_client: Any
             await asyncio.sleep(0.05)
         async with s.get(f"{base}/readyz") as r:
             assert r.status == 200
-            assert (await r.json())["checks"] == {"mqtt": "ok", "database": "ok"}
+            assert (await r.json())["checks"] == {"mqtt": "ok", "database": "ok",
+                                                  "deadletter": "ok"}
         async with s.get(f"{base}/api/devices", headers=api_headers(env)) as r:
             devices = await r.json()
         gauge = next(d for d in devices if d["id"] == "wl-brantas-kanigoro")
