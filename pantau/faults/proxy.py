@@ -44,7 +44,8 @@ class FaultProxy:
     def __init__(self, upstream: str, host: str, port: int) -> None:
         self.upstream, self.host, self.port = upstream.rstrip("/"), host, port
         self.fault: Fault | None = None
-        self.seen: list[Seen] = []
+        self.seen: list[Seen] = []  # answered (or dropped) requests, by arrival time
+        self.arrived: list[Seen] = []  # every request as it arrives (status 0)
         self._runner: web.AppRunner | None = None
         self._client: aiohttp.ClientSession | None = None
 
@@ -83,6 +84,7 @@ class FaultProxy:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         t, fault = time.time(), self.fault
+        self.arrived.append(Seen(t, request.path, 0))
         if fault is not None and request.path in fault.paths:
             if fault.status:
                 await request.read()

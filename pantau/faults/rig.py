@@ -38,16 +38,22 @@ DB = "faults"
 Sends = list[tuple[tuple[str, ...], Sent]]
 
 
+#: Broker limits read from the shipped config: these through `Mosquitto`'s arguments...
+DEPLOY_ARGS = ("autosave_interval", "max_inflight_messages", "max_queued_messages")
+#: ...and these appended to its config when the shipped one sets them (the last line wins).
+DEPLOY_LINES = ("autosave_on_changes", "max_queued_bytes", "message_size_limit",
+                "max_packet_size")
+
+
 def deploy_broker_settings(path: Path = DEPLOY_CONF) -> dict[str, int]:
     """The persistence and queue limits of the broker config the project ships."""
     text = path.read_text()
-    out = {}
-    for key in ("autosave_interval", "max_inflight_messages", "max_queued_messages"):
-        m = re.search(rf"^{key}\s+(\d+)", text, re.MULTILINE)
-        if m is None:
-            raise FaultError(f"{path}: no {key}")
-        out[key] = int(m.group(1))
-    return out
+    found = {k: int(m.group(1)) for k in DEPLOY_ARGS + DEPLOY_LINES
+             if (m := re.search(rf"^{k}\s+(\d+)", text, re.MULTILINE))}
+    missing = [k for k in DEPLOY_ARGS if k not in found]
+    if missing:
+        raise FaultError(f"{path}: no {', '.join(missing)}")
+    return found
 
 
 class Broker(Mosquitto):
@@ -55,14 +61,19 @@ class Broker(Mosquitto):
     (host, port), e.g. on an address a network namespace reaches."""
 
     def __init__(self, workdir: Path, *, extra: tuple[str, int] | None = None) -> None:
-        super().__init__(workdir, users=stack_users([]), **deploy_broker_settings())
-        self.extra = extra
+        limits = deploy_broker_settings()
+        super().__init__(workdir, users=stack_users([]),
+                         autosave_interval=limits["autosave_interval"],
+                         max_inflight_messages=limits["max_inflight_messages"],
+                         max_queued_messages=limits["max_queued_messages"])
+        self.lines = [f"{k} {limits[k]}" for k in DEPLOY_LINES if k in limits]
+        if extra:
+            self.lines.append(f"listener {extra[1]} {extra[0]}")
 
     def _prepare(self) -> list[str]:
         argv = super()._prepare()
-        if self.extra:
-            with open(self.conf_path, "a") as f:
-                f.write(f"listener {self.extra[1]} {self.extra[0]}\n")
+        with open(self.conf_path, "a") as f:
+            f.write("".join(line + "\n" for line in self.lines))
         return argv
 
 
@@ -91,14 +102,17 @@ class Rig:
             "      humidity_pct: {unit: '%', min: 0, max: 100}", "devices:",
             *(f"  - {{id: {d}, kind: weather_station, site: {SITE}}}" for d in self.devices),
             ""]))
+        warm = [asyncio.wrap_future(self._pool.submit(time.sleep, 0.1))
+                for _ in range(self.publishers)]  # spawn the publishers' processes now
         await asyncio.to_thread(self.broker.start)
         await asyncio.to_thread(self.influx.start)
+        await asyncio.gather(*warm)
         self.influx.create_database(DB)
         self.influx.create_tiers(DB)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        for sampler, task in self.samplers:
+        for _, task in self.samplers:
             task.cancel()
         for p in self.procs:
             if p.pid is not None:
@@ -118,7 +132,9 @@ class Rig:
                "PANTAU_INFLUX_READ_PASSWORD": i.reader.password,
                "PANTAU_REGISTRY": str(self.registry),
                "PANTAU_HTTP_LISTEN": f"127.0.0.1:{free_port()}",
-               "PANTAU_STATE_DIR": str(self.state), "PANTAU_LOG_LEVEL": "INFO"}
+               "PANTAU_STATE_DIR": str(self.state), "PANTAU_LOG_LEVEL": "INFO",
+               # The shipped Blitar rules name river gauges; this registry has none.
+               "PANTAU_ALERTS_RULES": "none"}
         return {**env, **overrides}
 
     async def pantau(self, netns: str | None = None, ready: bool = True,
