@@ -33,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("settings", help="print the reference of every setting (Markdown)")
     sub.add_parser("bench", help="end-to-end benchmark on a private local stack "
                    "(`pantau bench --help`)", add_help=False)
+    sub.add_parser("faults", help="fault suite: kill, freeze and cut the broker and the "
+                   "database under load, print the scoreboard (`pantau faults --help`)",
+                   add_help=False)
     chk = sub.add_parser("check", help="validate the settings and the device registry, then exit")
     chk.add_argument("--config", metavar="FILE", help="settings TOML file")
     from pantau.devices_cli import add_parsers
@@ -49,6 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["bench"]:  # its own parser: `pantau bench --help`
         from pantau.bench import main as bench
         return bench(argv[1:])
+    if argv[:1] == ["faults"]:  # its own parser: `pantau faults --help`
+        from pantau.faults import main as faults
+        return faults(argv[1:])
     args = _parser().parse_args(argv)
     try:
         if args.command == "settings":
