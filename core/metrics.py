@@ -9,9 +9,12 @@ component describes its own metrics when it is built, and no table here lists th
 from __future__ import annotations
 
 import bisect
+import importlib
 import math
+import pkgutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import ModuleType
 
 import numpy as np
 import numpy.typing as npt
@@ -93,6 +96,19 @@ def _fmt(v: float) -> str:
     if math.isinf(v):
         return "+Inf" if v > 0 else "-Inf"
     return repr(int(v)) if float(v).is_integer() else repr(v)
+
+
+def collect_help(package: ModuleType) -> dict[str, tuple[str, str]]:
+    """Every metric a package counts: the `HELP` mappings of all its modules, merged.
+
+    For what must know the metrics before any component ran (the dashboards); the components
+    themselves describe theirs with `Metrics.describe`. Imports every module of ``package``."""
+    merged = Metrics()
+    for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+        help_texts = getattr(importlib.import_module(info.name), "HELP", None)
+        if isinstance(help_texts, Mapping):
+            merged.describe(help_texts)
+    return merged.described()
 
 
 class Metrics:

@@ -12,11 +12,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import devices
+import ingest
 from core.errors import PantauError
-from core.metrics import Metrics
+from core.metrics import collect_help
 from devices.registry import Device, Registry
 from devices.series import SeriesTable
-from ingest import checkpoint, mqtt_source, pipeline, schema, self_metrics, writer
+from ingest import schema, self_metrics
 from ingest.settings import InfluxSettings
 from processors import ProcessorContext, build_chain
 from processors.settings import ProcessorSettings
@@ -31,12 +33,9 @@ class GrafanaError(PantauError):
 
 
 def pantau_help() -> dict[str, tuple[str, str]]:
-    """Every metric that Pantau's ingest writes to the ``pantau`` measurement."""
-    m = Metrics()
-    for help_texts in (pipeline.HELP, writer.HELP, mqtt_source.HELP, checkpoint.HELP,
-                       self_metrics.HELP):
-        m.describe(help_texts)
-    return m.described()
+    """Every metric of the devices and ingest packages, which Pantau's self-metrics writer
+    (`ingest.self_metrics`) copies to the ``pantau`` measurement."""
+    return {**collect_help(devices), **collect_help(ingest)}
 
 
 @dataclass(frozen=True, slots=True)
