@@ -1,0 +1,35 @@
+"""`core.metrics`: metrics exist only once described, and a package's metrics can be listed."""
+
+from __future__ import annotations
+
+import pytest
+
+import ingest
+from core.metrics import Metrics, collect_help
+from ingest import pipeline, writer
+
+
+def test_a_metric_must_be_described_before_use() -> None:
+    m = Metrics()
+    with pytest.raises(KeyError, match="not described"):
+        m.counter("pantau_nobody_total")
+    m.describe({"pantau_nobody_total": ("counter", "Nothing.")})
+    m.counter("pantau_nobody_total").inc(2)
+    assert m.render() == "# HELP pantau_nobody_total Nothing.\n# TYPE pantau_nobody_total counter\n" \
+           "pantau_nobody_total 2\n"
+
+
+def test_describing_twice_is_fine_but_not_differently() -> None:
+    m = Metrics()
+    m.describe({"pantau_x_total": ("counter", "X.")})
+    m.describe({"pantau_x_total": ("counter", "X.")})
+    with pytest.raises(ValueError, match="differently"):
+        m.describe({"pantau_x_total": ("gauge", "X.")})
+    with pytest.raises(ValueError, match="unknown kind"):
+        m.describe({"pantau_y": ("summary", "Y.")})
+
+
+def test_collect_help_finds_every_module_of_a_package() -> None:
+    found = collect_help(ingest)
+    assert pipeline.HELP.items() <= found.items()
+    assert writer.HELP.items() <= found.items()
