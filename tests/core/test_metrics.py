@@ -15,8 +15,9 @@ def test_a_metric_must_be_described_before_use() -> None:
         m.counter("pantau_nobody_total")
     m.describe({"pantau_nobody_total": ("counter", "Nothing.")})
     m.counter("pantau_nobody_total").inc(2)
-    assert m.render() == "# HELP pantau_nobody_total Nothing.\n# TYPE pantau_nobody_total counter\n" \
-           "pantau_nobody_total 2\n"
+    assert m.render() == ("# HELP pantau_nobody_total Nothing.\n"
+                          "# TYPE pantau_nobody_total counter\n"
+                          "pantau_nobody_total 2\n")
 
 
 def test_describing_twice_is_fine_but_not_differently() -> None:
