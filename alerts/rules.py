@@ -33,7 +33,21 @@ from dataclasses import dataclass, field
 from core.errors import PantauError
 from devices.registry import Device
 
-KINDS = ("threshold", "rate", "stage", "quality", "offline", "health", "watchdog")
+KIND_DOCS = {
+    "threshold": "`metric` at or `above` (or at or `below`) a level for `for`; clears only past "
+                 "`clear` (the hysteresis band; default: the level itself)",
+    "rate": "`metric` rises faster than `rate_above` units per hour between two successive "
+            "readings; clears below `clear` (default `rate_above`)",
+    "stage": "a staged value (`flood_stage`, `ispu_category`) reaches one of `levels`: one alert "
+             "per level, each with its severity and its label (label `stage`)",
+    "quality": "a reading of `metric` (every raw metric when absent, label `metric`) carries one "
+               "of the quality `flags`; clears with a reading without them",
+    "offline": "the device status store has the device offline (last will, or silent for twice "
+               "its interval) for `for`; clears when it is back",
+    "health": "Pantau's own `check` is at or above `above` (default 1) for `for`",
+    "watchdog": "always fires: a dead-man's switch downstream notices when it stops",
+}
+KINDS = tuple(KIND_DOCS)
 SERIES_KINDS = ("threshold", "rate", "stage", "quality")
 TEAMS = ("bpbd", "dlh", "dishub", "dinkes", "it")
 HEALTH_CHECKS = ("writes_failing", "broker_disconnected", "deadletter_per_min")

@@ -32,9 +32,29 @@ from devices.registry_yaml import line_of
 
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 DURATION_RE = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
-FIELDS = {"name", "kind", "severity", "team", "devices", "metric", "above", "below", "clear",
-          "rate_above", "for", "keep_firing_for", "levels", "flags", "check", "summary",
-          "summary_en", "runbook"}
+FIELD_DOCS = {
+    "name": "the `alertname` label; unique in the file",
+    "kind": "what the rule watches (see *Kinds*)",
+    "severity": "info, warning, high or critical (default warning; stage rules: per level)",
+    "team": "who is on call: bpbd, dlh, dishub, dinkes or it (default it); routes the alert",
+    "devices": "which devices: `{kind: .., site: .., id: .., tags: {river: brantas}}`, each a "
+               "name or a list (default: every device)",
+    "metric": "the series: a raw metric (`battery_v`) or a derived one (`flood_stage`, "
+              "`level_rise_cm_h`, `ispu_category`, `<metric>_zscore`)",
+    "above": "fire at or above this level: a number or `{param: <device parameter>}`",
+    "below": "fire at or below this level (same forms)",
+    "clear": "the level the value must pass back to clear (hysteresis)",
+    "rate_above": "rate rules: units per hour",
+    "for": "how long the condition must hold before the alert fires (`30s`, `10m`, `1h30m`)",
+    "keep_firing_for": "how long the alert keeps firing after the condition cleared",
+    "levels": "stage rules: a list of `{at, severity, label}`, rising",
+    "flags": "quality rules: any of stuck, spike, gap, anomaly, out_of_range",
+    "check": "health rules: writes_failing, broker_disconnected or deadletter_per_min",
+    "summary": "the message in Bahasa Indonesia (a template, see *Placeholders*)",
+    "summary_en": "the message in English",
+    "runbook": "a URL with what to do",
+}
+FIELDS = set(FIELD_DOCS)
 
 
 def default_rules_path() -> Path:

@@ -44,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     add_grafana(sub)  # `pantau grafana export`
     from pantau.tokens_cli import add_parser as add_tokens_parser
     add_tokens_parser(sub)  # `pantau tokens ...`
+    from pantau.alerts_cli import add_parsers as add_alerts
+    add_alerts(sub)  # `pantau alerts config|rules-doc`
     return p
 
 
@@ -76,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"ok: {len(registry.devices)} devices, {len(table)} series in "
                   f"{registry.source}; processors {', '.join(chain.names)} "
                   f"({derived} derived series)")
+            from pantau.alerts_cli import check_rules
+            print(f"ok: {check_rules(settings, chain.table)}")
             return 0
         if args.command == "run":
             from pantau.app import run
@@ -84,6 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "tokens":
             from pantau.tokens_cli import run_command as tokens_command
             return tokens_command(args, settings)
+        if args.command == "alerts":
+            from pantau.alerts_cli import run_command as alerts_command
+            return alerts_command(args, settings)
         if args.command == "grafana":
             from pantau.grafana_cli import run_command as grafana_command
             return grafana_command(args, settings)
