@@ -4,7 +4,8 @@ config`` writes ``deploy/alertmanager/alertmanager.yml`` and ``pantau.tmpl``).
 - Routes by ``team`` (bpbd floods, dlh air, dishub traffic and street lights, dinkes the cold
   chain, it devices and Pantau), each to that team's receiver; an escalated copy (label
   ``tier`` 2 and up) to the team's supervisors; the ``Watchdog`` to the dead-man's switch,
-  repeated every minute.
+  repeated every minute; ``info`` alerts (a broken street lamp) to ``tickets``, which pages
+  nobody (a webhook into a maintenance queue, or an e-mail), once a day.
 - Grouping: floods per ``alertname``, ``river`` and ``stage`` (a flood across nine gauges of
   one river is one notification per river and stage); the others per ``alertname``,
   ``stage`` and ``site``.
@@ -98,7 +99,9 @@ def _inhibitions(rules: RuleSet) -> list[dict[str, Any]]:
 def _routes(ch: Channels) -> list[dict[str, Any]]:
     routes: list[dict[str, Any]] = [{
         "matchers": ['alertname="Watchdog"'], "receiver": "deadman", "group_wait": "0s",
-        "group_interval": "1m", "repeat_interval": "1m"}]
+        "group_interval": "1m", "repeat_interval": "1m"}, {
+        "matchers": ['severity="info"'], "receiver": "tickets", "group_by": list(OTHER_GROUP),
+        "repeat_interval": "24h"}]
     for team in TEAMS:
         group = FLOOD_GROUP if team == "bpbd" else OTHER_GROUP
         routes.append({"matchers": [f'team="{team}"', 'tier=~"[2-9]"'],
@@ -110,7 +113,7 @@ def _routes(ch: Channels) -> list[dict[str, Any]]:
 
 def generate(rules: RuleSet, ch: Channels) -> dict[str, Any]:
     """The configuration as a document (see the module docstring)."""
-    names = [n for t in TEAMS for n in (t, f"{t}-supervisor")]
+    names = [n for t in TEAMS for n in (t, f"{t}-supervisor")] + ["tickets"]
     deadman: dict[str, Any] = {"name": "deadman"}
     if ch.deadman:
         deadman["webhook_configs"] = [{"url": ch.deadman, "send_resolved": False}]

@@ -15,6 +15,7 @@ ROOT = Path(__file__).parents[2]
 SHIPPED = ["--deadman", "http://deadmans-switch.example.org/ping",
            *(f"--email={t}{s}={t}-{'kepala' if s else 'oncall'}@example.org"
              for t in ("bpbd", "dlh", "dishub", "dinkes", "it") for s in ("", "-supervisor")),
+           "--email=tickets=pemeliharaan@example.org",
            "--smtp", "smtp.example.org:587", "--smtp-from", "pantau@example.org",
            "--smtp-username", "pantau", "--smtp-password-file", "/run/secrets/smtp_password"]
 
