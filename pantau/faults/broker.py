@@ -65,7 +65,7 @@ async def broker_kill(work: Path, size: Size) -> Result:
 
 
 async def broker_freeze(work: Path, size: Size) -> Result:
-    keepalive, freeze, rate = size.pick(3, 30), size.pick(7, 75), size.pick(400, 1000)
+    keepalive, freeze, rate = size.pick(2, 30), size.pick(7, 75), size.pick(400, 1000)
     r = Result("2 broker frozen", f"SIGSTOP Mosquitto {freeze} s (keepalive {keepalive} s), "
                "then SIGCONT")
     async with Rig(work) as rig:

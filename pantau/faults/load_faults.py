@@ -59,10 +59,11 @@ async def _probe_health(p: PantauProc, out: list[float]) -> None:
 
 
 async def overload(work: Path, size: Size) -> Result:
-    calib, seconds = size.pick(15_000, 100_000), size.pick(3, 60)
+    calib, seconds = size.pick(50_000, 200_000), size.pick(3, 60)
     async with Rig(work, devices=1000) as rig:
         p = await rig.pantau()
-        # Capacity: a flat-out burst, timed from Pantau's first acknowledgement to its last.
+        # Capacity: a flat-out burst larger than mqtt.max_unacked, so that the time from
+        # Pantau's first acknowledgement to its last covers reading, processing and writing.
         a0 = await _acked(p)
         burst = rig.publish(calib, 0.0)
         first = await _until_acked(p, a0 + 1)

@@ -81,7 +81,7 @@ class Netns:
 
 
 async def partition(work: Path, size: Size) -> Result:
-    cut_s, keepalive, rate = size.pick(6, 60), size.pick(3, 30), size.pick(400, 1000)
+    cut_s, keepalive, rate = size.pick(6, 60), size.pick(2, 15), size.pick(400, 1000)
     r = Result("4 network partition", f"Pantau cut off from the broker for {cut_s} s, healed; "
                f"then from InfluxDB for {cut_s} s, healed (veth pairs, own netns)")
     with Netns() as ns:
