@@ -39,6 +39,36 @@ def test_no_secret_has_a_default() -> None:
         assert re.search(r"\$\{" + name + r":\?", text), f"{name} must be required (:?)"
 
 
+def _compose_variables() -> dict[str, tuple[bool, str]]:
+    """Variable -> (required ``${VAR:?...}``, default of ``${VAR:-default}``), outside the
+    file's comments (``$$`` is compose's escaped dollar)."""
+    text = "\n".join(line for line in (ROOT / "docker-compose.yml").read_text().splitlines()
+                     if not line.lstrip().startswith("#"))
+    found: dict[str, tuple[bool, str]] = {}
+    for name, op, arg in re.findall(r"(?<!\$)\$\{(\w+)(?::?([?-])([^}]*))?\}", text):
+        required, default = found.get(name, (False, ""))
+        found[name] = (required or op == "?", arg if op == "-" else default)
+    return found
+
+
+def test_env_example_lists_every_variable_compose_reads() -> None:
+    lines = (ROOT / "deploy" / "env.example").read_text().splitlines()
+    entry = re.compile(r"(# )?([A-Z][A-Z0-9_]*)=(.*)")
+    entries = {m[2]: (i, m) for i, line in enumerate(lines) if (m := entry.fullmatch(line))}
+    used = _compose_variables()
+    assert {n for n, (req, _) in used.items() if req} >= {  # the parse finds them
+        "INFLUX_ADMIN_TOKEN", "PANTAU_MQTT_PASSWORD", "GRAFANA_ADMIN_PASSWORD"}
+    assert entries.keys() == used.keys(), "missing or stale in deploy/env.example"
+    for name, (required, default) in used.items():
+        i, m = entries[name]
+        # required: an assignment to fill in; optional: commented out, showing compose's default
+        assert (m[1] is None) == required and (required or m[3] == default), lines[i]
+        assert lines[i - 1].startswith("# ") and not entry.fullmatch(lines[i - 1]), (
+            f"{name} needs a comment line above it")
+        if re.search("PASSWORD|TOKEN|SECRET", name):
+            assert m[3] == "", f"{name}: no secret in the repository"
+
+
 def test_each_service_mounts_only_its_own_secrets() -> None:
     def volumes(svc: str) -> set[str]:
         return {v.split(":")[0] for v in SERVICES[svc].get("volumes", [])}
