@@ -43,6 +43,16 @@ step "a viewer token for the HTTP API in $STACK/api-token"
 (umask 077; .venv/bin/pantau tokens create --role viewer --name demo-viewer > "$STACK/api-token" 2>/dev/null) \
     || fail "pantau tokens create"
 
+# Alerts: Debian's Alertmanager with the configuration generated from the shipped rules
+# (`pantau alerts config`), delivering to a local receiver that prints each notification.
+step "Alertmanager (Debian) and a local receiver: notifications print here"
+rm -f "$STACK/alertmanager/url"
+setsid "$PY" -m pantau.devstack.alertmanager "$STACK/alertmanager" &
+pids+=($!)
+for _ in $(seq 1 60); do [ -s "$STACK/alertmanager/url" ] && break; sleep 0.5; done
+[ -s "$STACK/alertmanager/url" ] || fail "Alertmanager did not start (see above)"
+export PANTAU_ALERTS_ALERTMANAGER_URLS=$(cat "$STACK/alertmanager/url") PANTAU_ALERTS_PUBLIC_URL=http://$HTTP
+
 step "pantau run (HTTP on http://$HTTP)"
 .venv/bin/pantau run &
 pids+=($!)
@@ -78,6 +88,8 @@ Look at:
   http://$HTTP/api/devices?status=offline    filters: kind, site, status
   http://$HTTP/api/devices/wl-brantas-kanigoro           one device, its last values
   http://$HTTP/api/devices/wl-brantas-kanigoro/history   its online/offline history
+  http://$HTTP/api/alerts         alerts (pending, firing, resolved); /api/alerts/history
+  $STACK/alertmanager/notifications.jsonl   what Alertmanager delivered (also printed here)
   http://$HTTP/metrics            received / written / rejected-by-reason / unacked ...
   http://$HTTP/readyz             broker and database checks
   ${PANTAU_STATE_DIR}/deadletter.jsonl          every rejected message, with its reason

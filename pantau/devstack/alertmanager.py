@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from pantau.devstack._http import request
 from pantau.devstack._process import Daemon, DevstackError, free_port, writable_dir
@@ -91,3 +91,82 @@ class Alertmanager(Daemon):
         """``GET /api/v2/silences``."""
         out: list[dict[str, Any]] = self._get("/api/v2/silences")
         return out
+
+
+def _summary(receiver: str, payload: dict[str, Any]) -> str:
+    """One notification as a person would glance at it."""
+    lines = [f"[{receiver}] {payload.get('status', '?').upper()} "
+             + " ".join(f"{k}={v}" for k, v in payload.get("groupLabels", {}).items())]
+    for a in payload.get("alerts", []):
+        notes = a.get("annotations", {})
+        lines.append(f"  - {a.get('status')}: {notes.get('summary', a.get('labels'))}")
+        if notes.get("ack_url") and a.get("status") == "firing":
+            lines.append(f"    acknowledge: {notes['ack_url']}")
+    return "\n".join(lines)
+
+
+async def _demo(workdir: Path, template: str, log: TextIO) -> None:
+    """Alertmanager with the configuration generated from the shipped rules, and a receiver
+    that prints every notification (the dead-man's switch only once) and keeps them in
+    ``log``; ``workdir/url`` holds Alertmanager's URL once both answer."""
+    import asyncio
+    import signal
+
+    from aiohttp import web
+
+    from alerts.amconfig import Channels, render
+    from alerts.rules_yaml import default_rules_path, load_rules
+
+    seen_deadman = False
+
+    async def hook(request: web.Request) -> web.Response:
+        nonlocal seen_deadman
+        name, payload = request.match_info["name"], await request.json()
+        log.write(json.dumps({"receiver": name, **payload}) + "\n")
+        log.flush()
+        if name != "deadman" or not seen_deadman:
+            print(_summary(name, payload) + ("\n  (the Watchdog: shown once)"
+                                             if name == "deadman" else ""), flush=True)
+            seen_deadman = seen_deadman or name == "deadman"
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_post("/hook/{name}", hook)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    rx = f"http://127.0.0.1:{port}/hook"
+    am = Alertmanager(workdir, files={"pantau.tmpl": template}, config=render(
+        load_rules(default_rules_path()),
+        Channels(webhook=f"{rx}/{{receiver}}", deadman=f"{rx}/deadman", group_wait_s=10,
+                 group_interval_s=60, repeat_interval_s=4 * 3600)))
+    await asyncio.to_thread(am.start)
+    (workdir / "url").write_text(am.url)  # once both answer: run.sh waits for it
+    print(f"alertmanager {am.url} (API v2, no web UI); notifications -> {log.name}", flush=True)
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await asyncio.to_thread(am.stop)
+        await runner.cleanup()
+
+
+def main(workdir: Path) -> None:
+    """The demo's Alertmanager and local receiver in the foreground (scripts/run.sh)."""
+    import asyncio
+    from importlib import resources
+
+    template = (resources.files("alerts") / "data" / "pantau.tmpl").read_text(encoding="utf-8")
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "url").unlink(missing_ok=True)
+    with open(workdir / "notifications.jsonl", "a", encoding="utf-8") as log:
+        asyncio.run(_demo(workdir, template, log))
+
+
+if __name__ == "__main__":  # python -m pantau.devstack.alertmanager DIR
+    import sys
+
+    main(Path(sys.argv[1]).resolve())
