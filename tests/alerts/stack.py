@@ -29,7 +29,7 @@ Spawn = Callable[[Alertmanager], Alertmanager]
 @dataclass
 class Stack:
     rx: Receivers
-    am: Alertmanager
+    ams: list[Alertmanager]
     service: AlertService
     chain: Chain
     t: int  # device clock of the next readings (ns)
@@ -42,22 +42,27 @@ class Stack:
                                           [level] * minutes))
         self.t += minutes * 60 * S
 
+    @property
+    def am(self) -> Alertmanager:
+        return self.ams[0]
+
     def alert(self, **labels: str) -> str:
         return next(a.id for a in self.service.book.alerts.values()
                     if all(a.labels.get(k) == v for k, v in labels.items()))
 
 
 @contextlib.asynccontextmanager
-async def alert_stack(tmp_path: Path, spawn: Spawn, *, repeat_s: int = 3600,
+async def alert_stack(tmp_path: Path, spawn: Spawn, *, repeat_s: int = 3600, replicas: int = 1,
                       **settings: object) -> AsyncIterator[Stack]:
     rx = Receivers()
     async with rx.serve():
         channels = Channels(webhook=f"{rx.url}/hook/{{receiver}}",
                             deadman=f"{rx.url}/hook/deadman", group_wait_s=1,
                             group_interval_s=1, repeat_interval_s=repeat_s)
-        am = spawn(Alertmanager(tmp_path / "am", config=render(rules(), channels),
-                                files={"pantau.tmpl": TEMPLATE}))
-        opts: dict[str, object] = {"alertmanager_urls": (am.url,), "resend_s": 1.0,
+        ams = [spawn(Alertmanager(tmp_path / f"am{i}", config=render(rules(), channels),
+                                  files={"pantau.tmpl": TEMPLATE})) for i in range(replicas)]
+        opts: dict[str, object] = {"alertmanager_urls": tuple(a.url for a in ams),
+                                   "resend_s": 1.0,
                                    "retry_max_s": 1.0, "sweep_s": 0.5,
                                    "escalate_critical_s": 0.0, "escalate_high_s": 0.0}
         opts.update(settings)
@@ -67,7 +72,7 @@ async def alert_stack(tmp_path: Path, spawn: Spawn, *, repeat_s: int = 3600,
         service.open()
         task = asyncio.create_task(service.run())
         try:
-            yield Stack(rx, am, service, ch, time.time_ns() - 6 * 3600 * S)
+            yield Stack(rx, ams, service, ch, time.time_ns() - 6 * 3600 * S)
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -78,6 +78,10 @@ async def test_kill9_while_firing(tmp_path: Path, spawn: Spawn, mosquitto: Mosqu
                 break
             await asyncio.sleep(0.2)
         assert firing, "the Awas alert is not firing after the restart"
+        ack = f"http://{env['PANTAU_HTTP_LISTEN']}/api/alerts/{firing[0]['id']}/ack"
+        async with aiohttp.ClientSession(headers=api_headers(env)) as http, \
+                http.post(ack, json={"who": "viewer"}) as r:
+            assert r.status == 403  # acknowledging needs the operator role
         await asyncio.sleep(6)  # a resend round and Alertmanager's group interval
         assert firing_groups(bpbd()).count(("Awas", 1)) == 1, bpbd()
         gauge.report(250.0, 10)  # below awas - hysteresis: Awas resolves, Siaga stays
