@@ -5,7 +5,7 @@ into a running Pantau (its whole default chain, tiers written at every batch, it
 every 0.5 s) for two databases: ``normal`` (the last 24 hours of the normal scenario, so the
 ISPU has its 24-hour averages, with malformed payloads and sensor faults) and ``flood`` (the
 last 6 hours of the flood scenario). ``end_ms`` is when the filling ended: the dashboards'
-time ranges end there. Alert events are written as the schema says alerts/ writes them.
+time ranges end there. Alert events are written by the real alerts lifecycle and writer.
 """
 
 from __future__ import annotations
@@ -88,22 +88,52 @@ async def _fill(scenario: str, db: str, mosquitto: Mosquitto, influx: InfluxDB1,
         await asyncio.sleep(1.2)  # two more self-metrics intervals
 
 
-def _alert_events(influx: InfluxDB1, db: str, end_s: int) -> None:
-    """Alert state changes as alerts/ writes them (ingest.schema.ALERTS_*)."""
-    lines = []
+# Alert names of `_alert_events` whose last lifecycle state is firing (an acknowledgement and
+# an escalation do not end it) and of one that fired and was resolved.
+STILL_FIRING = ("Test_acknowledged", "Watchdog")
+RESOLVED = "Test_resolved"
+
+
+def _alert_events(influx: InfluxDB1, db: str, end_s: int, state: Path) -> None:
+    """Alert transitions written as alerts/ writes them: the real lifecycle (`Book`) and its
+    InfluxDB line (`alerts.events.line`). One firing alert per device kind, the Watchdog, one
+    alert escalated and acknowledged while it fires, one fired and resolved."""
+    from alerts.events import line
+    from alerts.lifecycle import Alert, Book
+    from alerts.machine import FIRING, INACTIVE, Change
+    from alerts.store import AlertDB, Event
+
+    told: list[Event] = []
+    db_file = AlertDB(state / f"alerts-{db}.sqlite")
+    db_file.open()
+    book = Book(db_file)
+    book.subscribe(lambda _, event: told.append(event))
     first: dict[str, tuple[str, str]] = {}
     for d in load_registry(default_registry_path()).devices:
         first.setdefault(d.kind, (d.id, d.site))
-    events = [(f"Test_{kind}", "warning", dev, site, kind, "firing")
-              for kind, (dev, site) in first.items()]
-    events.append(("Watchdog", "none", "", "", "", "firing"))
-    for k, (name, sev, dev, site, kind, state) in enumerate(events):
-        tags = ",".join(f"{t}={v}" for t, v in (("alertname", name), ("severity", sev),
-                                                 ("device", dev), ("site", site),
-                                                 ("kind", kind)) if v)
-        lines.append(f'alerts,{tags} state="{state}",value={k}.5,message="{name} {dev}" '
-                     f"{(end_s - 600 * (k + 1)) * 10**9}")
-    influx.write(lines, db=db)
+    river, (gauge, site) = "river_gauge", first["river_gauge"]
+    labels = [{"alertname": f"Test_{kind}", "severity": "warning", "device": dev,
+               "site": site_, "kind": kind} for kind, (dev, site_) in first.items()]
+    labels += [{"alertname": "Watchdog", "severity": "none"}] + [
+        {"alertname": name, "severity": "critical", "device": gauge, "site": site,
+         "kind": river} for name in (STILL_FIRING[0], RESOLVED)]
+
+    def at(k: int) -> int:
+        return (end_s - 600 * (len(labels) + 2 - k)) * 10**9
+
+    for k, lb in enumerate(labels):
+        change = Change(slot=k, ts_ns=at(k), old=INACTIVE, new=FIRING, value=k + 0.5)
+        book.apply([(lb["alertname"], lb, change, {"summary": f"{lb['alertname']} test"}, {})],
+                   at(k))
+    n = len(labels)
+    acked: Alert = book.alerts[STILL_FIRING[0]]
+    book.save(acked, acked.event(at(n), "escalated to tier 2"))  # as alerts.delivery does
+    book.acknowledge(acked, "operator", "crew on site", at(n + 1))
+    gone = book.alerts[RESOLVED]
+    book.apply([(RESOLVED, gone.labels, Change(slot=n - 1, ts_ns=at(n + 1), old=FIRING,
+                                               new=INACTIVE, value=0.0), gone.annotations, {})],
+               at(n + 1))
+    influx.write([line(e) for e in told], db=db)
 
 
 @pytest.fixture(scope="session")
@@ -122,7 +152,7 @@ def filled(mosquitto: Mosquitto, influx: InfluxDB1,
         dbs[scenario] = db
     end_s = int(time.time())
     for db in dbs.values():
-        _alert_events(influx, db, end_s)
+        _alert_events(influx, db, end_s, state)
     yield Filled(dbs, end_s * 1000)
     for db in dbs.values():
         influx.drop_database(db)

@@ -17,7 +17,7 @@ from grafana.dashboards import build_all
 from grafana.render import expand, interval, parse_duration_ms
 from grafana.sources import Sources
 from pantau.devstack import InfluxDB1
-from tests.grafana.conftest import Filled
+from tests.grafana.conftest import RESOLVED, STILL_FIRING, Filled
 
 MIN_INTERVAL = "10s"  # the data source's timeInterval (grafana.export.datasources)
 BOARDS = build_all(Sources.build(load_registry(default_registry_path())))
@@ -103,6 +103,24 @@ def test_alert_annotations_return_rows(uid: str, filled: Filled, influx: InfluxD
                    to_ms=filled.end_ms, interval_ms="1m")
         rows = influx.rows(q, db=filled.dbs["normal"])
         assert rows and all(ann["target"]["textColumn"] in r for r in rows), q
+
+
+@pytest.mark.slow
+def test_active_alerts_are_the_firing_ones(filled: Filled, influx: InfluxDB1) -> None:
+    """The wall screen's alert table, with its filter as Grafana applies it, over the events
+    the real alerts lifecycle wrote: an acknowledged or escalated alert still fires there, a
+    resolved one is gone."""
+    board = BOARDS["pantau-command-center"]
+    [panel] = [p for p in board["panels"] if p["title"] == "Active alerts"]
+    [target] = panel["targets"]
+    [keep] = [f for t in panel["transformations"] if t["id"] == "filterByValue"
+              for f in t["options"]["filters"]]
+    rng = parse_duration_ms(panel["timeFrom"])
+    rows = _run(influx, filled.dbs["normal"], expand(
+        target["query"], from_ms=filled.end_ms - rng, to_ms=filled.end_ms, interval_ms="1m"))
+    shown = {r["alertname"] for r in rows
+             if r[keep["fieldName"]] == keep["config"]["options"]["value"]}
+    assert set(STILL_FIRING) <= shown and RESOLVED not in shown, rows
 
 
 def _empty_panels(board: dict[str, Any], db: str, end_ms: int, influx: InfluxDB1
