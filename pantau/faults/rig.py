@@ -102,13 +102,17 @@ class Rig:
             "      humidity_pct: {unit: '%', min: 0, max: 100}", "devices:",
             *(f"  - {{id: {d}, kind: weather_station, site: {SITE}}}" for d in self.devices),
             ""]))
-        warm = [asyncio.wrap_future(self._pool.submit(time.sleep, 0.1))
-                for _ in range(self.publishers)]  # spawn the publishers' processes now
-        await asyncio.to_thread(self.broker.start)
-        await asyncio.to_thread(self.influx.start)
-        await asyncio.gather(*warm)
-        self.influx.create_database(DB)
-        self.influx.create_tiers(DB)
+        try:
+            warm = [asyncio.wrap_future(self._pool.submit(time.sleep, 0.1))
+                    for _ in range(self.publishers)]  # spawn the publishers' processes now
+            await asyncio.to_thread(self.broker.start)
+            await asyncio.to_thread(self.influx.start)
+            await asyncio.gather(*warm)
+            self.influx.create_database(DB)
+            self.influx.create_tiers(DB)
+        except BaseException:
+            await self.__aexit__()  # never leave a half-started stack behind
+            raise
         return self
 
     async def __aexit__(self, *exc: object) -> None:
