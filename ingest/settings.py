@@ -18,7 +18,8 @@ from core.settings import Secret, SettingsError, setting
 
 @dataclass(frozen=True, slots=True)
 class MqttSettings:
-    url: str = setting("mqtt://127.0.0.1:1883", "Broker as `mqtt://[user:pass@]host:port`.")
+    url: str = setting("mqtt://127.0.0.1:1883", "Broker as `mqtt://[user:pass@]host:port` "
+                       "(port 1883 by default), or `mqtts://...` for TLS (port 8883).")
     username: str = setting("", "Username (overridden by one in `url`).")
     password: Secret = setting(Secret(), "Password (overridden by one in `url`).")
     client_id: str = setting("pantau-ingest", "Fixed client id: the broker keeps this session's "
@@ -38,6 +39,16 @@ class MqttSettings:
     deadletter_topic: str = setting("pantau/deadletter", "Rejected messages are republished (QoS "
                                     "1) "
                                     "under `<deadletter_topic>/<reason>`.")
+    tls_ca_file: str = setting("", "`mqtts://`: CA certificates (PEM file) the broker's "
+                               "certificate must chain to; empty: the system's trust store.")
+    tls_cert_file: str = setting("", "`mqtts://`: client certificate (PEM file) for a broker "
+                                 "that asks for one; needs `tls_key_file`.")
+    tls_key_file: str = setting("", "`mqtts://`: the client certificate's private key (PEM file, "
+                                "unencrypted; keep it mode 0600).")
+    tls_verify_hostname: bool = setting(True, "`mqtts://`: the broker's certificate must name "
+                                        "the host in `url`. Turn off only for a broker reached "
+                                        "by an address its certificate does not list; the "
+                                        "certificate must still chain to `tls_ca_file`.")
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_unacked <= 65535:
@@ -50,6 +61,18 @@ class MqttSettings:
             object.__setattr__(self, "username", user or self.username)
             if password:
                 object.__setattr__(self, "password", Secret(password))
+        self._check_tls()
+
+    def _check_tls(self) -> None:
+        files = {"tls_ca_file": self.tls_ca_file, "tls_cert_file": self.tls_cert_file,
+                 "tls_key_file": self.tls_key_file}
+        if not self.tls and any(files.values()):
+            named = ", ".join(f"mqtt.{k}" for k, v in files.items() if v)
+            raise SettingsError(f"{named} set, but mqtt.url {redact_url(self.url)!r} is not "
+                                "TLS: use mqtts://")
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            raise SettingsError("mqtt.tls_cert_file and mqtt.tls_key_file go together: set "
+                                "both or neither")
 
     @property
     def host(self) -> str:
@@ -58,6 +81,11 @@ class MqttSettings:
     @property
     def port(self) -> int:
         return parse_mqtt_url(self.url)[1]
+
+    @property
+    def tls(self) -> bool:
+        """Whether `url` asks for TLS (``mqtts://``)."""
+        return urlsplit(self.url).scheme == "mqtts"
 
 
 _USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)(.*)@")
@@ -97,10 +125,12 @@ def _split(url: str, name: str, schemes: tuple[str, ...], form: str
 
 def parse_mqtt_url(url: str) -> tuple[str, int, str, str]:
     """(host, port, user, password) of ``mqtt://[user:pass@]host[:port]`` (an IPv6 host in
-    brackets: ``mqtt://[::1]:1883``). Errors show the URL without its credentials."""
-    host, port, parts = _split(url, "mqtt.url", ("mqtt", "tcp"),
-                               "mqtt://[user:pass@]host:port")
-    return host, port or 1883, unquote(parts.username or ""), unquote(parts.password or "")
+    brackets: ``mqtt://[::1]:1883``) or ``mqtts://...`` (TLS, port 8883 by default). Errors
+    show the URL without its credentials."""
+    host, port, parts = _split(url, "mqtt.url", ("mqtt", "tcp", "mqtts"),
+                               "mqtt://[user:pass@]host:port (mqtts:// for TLS)")
+    default = 8883 if parts.scheme == "mqtts" else 1883
+    return host, port or default, unquote(parts.username or ""), unquote(parts.password or "")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,13 @@
 """``python -m pantau.devstack``: install the Debian packages, or run a local stack.
 
 ``ensure`` installs what is missing. ``up --dir DIR`` starts Mosquitto (with one MQTT user per
-device of the registry, `PANTAU_USER` and the test/admin identity) and InfluxDB 1.x, writes
-``DIR/env.sh`` (the ``PANTAU_*`` settings for Pantau, plus ``DEVSTACK_*`` helpers) and
-``DIR/devices.json`` (device id -> MQTT password), and runs until SIGINT/SIGTERM, then stops
-both. Credentials are random; InfluxDB's are reused when ``DIR`` is reused.
+device of the registry, `PANTAU_USER` and the test/admin identity; a services listener, a
+devices listener that binds each device's client id to its username, and both again over TLS
+with certificates made in ``DIR/certs``) and InfluxDB 1.x, writes ``DIR/env.sh`` (the
+``PANTAU_*`` settings for Pantau, plus ``DEVSTACK_*`` helpers) and ``DIR/devices.json``
+(device id -> MQTT password), and runs until SIGINT/SIGTERM, then stops both. Credentials
+are random; InfluxDB's and the certificates are reused when ``DIR`` is reused. Every file
+holding a secret is created with mode 0600 (`write_atomic`), never widened for an instant.
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ from pathlib import Path
 
 from core.errors import PantauError
 from devices.credentials import PANTAU_USER
-from devices.registry import default_registry_path, load_registry
+from devices.provision import write_atomic
+from devices.registry import Registry, default_registry_path, load_registry
+from pantau.devstack.certs import make_certs
 from pantau.devstack.influx import InfluxDB1
 from pantau.devstack.mosquitto import ADMIN_USER, Mosquitto, stack_users
 from pantau.devstack.packages import ALL_PACKAGES, ensure_packages
@@ -45,6 +50,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def _env_sh(mqtt: Mosquitto, influx: InfluxDB1, devices_json: Path) -> str:
     admin_user, admin_pw = mqtt.admin
+    tls = {}
+    if mqtt.tls:  # Pantau over TLS: PANTAU_MQTT_URL=$DEVSTACK_MQTT_TLS_URL and these three
+        tls = {"DEVSTACK_MQTT_TLS_URL": mqtt.url_for(PANTAU_USER, port=mqtt.tls_port,
+                                                      scheme="mqtts"),
+               "DEVSTACK_MQTT_TLS_CA_FILE": str(mqtt.tls.ca),
+               "DEVSTACK_MQTT_TLS_CERT_FILE": str(mqtt.tls.client_cert),
+               "DEVSTACK_MQTT_TLS_KEY_FILE": str(mqtt.tls.client_key),
+               "DEVSTACK_MQTT_DEVICES_TLS_URL": f"mqtts://{mqtt.host}:{mqtt.device_tls_port}"}
     env = {
         "PANTAU_MQTT_URL": mqtt.url_for(PANTAU_USER),
         "PANTAU_INFLUX_URL": influx.url,
@@ -58,6 +71,8 @@ def _env_sh(mqtt: Mosquitto, influx: InfluxDB1, devices_json: Path) -> str:
         "DEVSTACK_MQTT_ADMIN_USERNAME": admin_user,
         "DEVSTACK_MQTT_ADMIN_PASSWORD": admin_pw,
         "DEVSTACK_MQTT_DEVICES_JSON": str(devices_json),
+        "DEVSTACK_MQTT_DEVICES_URL": mqtt.device_url,
+        **tls,
         "DEVSTACK_INFLUX_READER_USERNAME": influx.reader.username,
         "DEVSTACK_INFLUX_READER_PASSWORD": influx.reader.password,
         "DEVSTACK_INFLUX_ADMIN_USERNAME": influx.admin.username,
@@ -67,12 +82,24 @@ def _env_sh(mqtt: Mosquitto, influx: InfluxDB1, devices_json: Path) -> str:
             + "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items()))
 
 
+def write_stack_files(workdir: Path, registry: Registry, mqtt: Mosquitto,
+                      influx: InfluxDB1) -> tuple[Path, Path]:
+    """Write ``devices.json`` and ``env.sh`` (both 0600 from their creation); their paths."""
+    devices_json = workdir / "devices.json"
+    write_atomic(devices_json, json.dumps(
+        {d.id: mqtt.users[d.id] for d in registry.devices}, indent=2) + "\n")
+    env_sh = workdir / "env.sh"
+    write_atomic(env_sh, _env_sh(mqtt, influx, devices_json))
+    return devices_json, env_sh
+
+
 def up(args: argparse.Namespace) -> None:
     workdir: Path = args.dir.resolve()
     registry = load_registry(args.registry or default_registry_path())
-    ensure_packages("mosquitto", "influxdb")
+    ensure_packages("mosquitto", "influxdb", "openssl")
     users = stack_users(d.id for d in registry.devices)
-    mqtt = Mosquitto(workdir / "mosquitto", users=users, port=args.mqtt_port)
+    mqtt = Mosquitto(workdir / "mosquitto", users=users, port=args.mqtt_port,
+                     tls=make_certs(workdir / "certs"))
     influx = InfluxDB1(workdir / "influxdb", database=args.database, http_port=args.influx_port)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -80,15 +107,11 @@ def up(args: argparse.Namespace) -> None:
     try:
         mqtt.start()
         influx.start()
-        devices_json = workdir / "devices.json"
-        devices_json.write_text(json.dumps(
-            {d.id: users[d.id] for d in registry.devices}, indent=2) + "\n")
-        devices_json.chmod(0o600)
-        env_sh = workdir / "env.sh"
-        env_sh.write_text(_env_sh(mqtt, influx, devices_json))
-        env_sh.chmod(0o600)
+        devices_json, env_sh = write_stack_files(workdir, registry, mqtt, influx)
+        ports = "  ".join(f"{name} {port}" for name, port in mqtt.listeners().items())
         print(f"mosquitto  {mqtt.url}  users: {PANTAU_USER}, {ADMIN_USER}, "
               f"{len(registry.devices)} devices  log: {mqtt.log_path}\n"
+              f"           listeners: {ports}  (TLS: {mqtt.tls.directory if mqtt.tls else '-'})\n"
               f"influxdb   {influx.url}  database: {influx.database}  log: {influx.log_path}\n"
               f"credentials: source {env_sh}   (device passwords: {devices_json})\n"
               "Ctrl-C stops both.", flush=True)

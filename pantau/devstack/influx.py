@@ -17,6 +17,7 @@ from typing import Any, Literal
 from urllib.parse import urlencode
 
 from devices.credentials import new_password
+from devices.provision import write_atomic
 from pantau.devstack._http import Response, request
 from pantau.devstack._process import Daemon, DevstackError, free_port, writable_dir
 from pantau.devstack.packages import binary
@@ -63,9 +64,8 @@ class InfluxDB1(Daemon):
             self.database = database
             self.admin, self.writer, self.reader = (InfluxUser(f"pantau_{r}", new_password())
                                                     for r in ("admin", "writer", "reader"))
-            creds_path.write_text(json.dumps({"database": database, **{
-                r: asdict(u) for r, u in self.users().items()}}, indent=2))
-            creds_path.chmod(0o600)
+            write_atomic(creds_path, json.dumps({"database": database, **{
+                r: asdict(u) for r, u in self.users().items()}}, indent=2))  # 0600 from birth
 
     def users(self) -> dict[Role, InfluxUser]:
         return {"admin": self.admin, "writer": self.writer, "reader": self.reader}

@@ -3,6 +3,24 @@
 Every user has a random password (`new_password()`); nothing listens beyond 127.0.0.1. The
 config is rewritten on every `start()` from the `users` and `acl` given here, so the data
 directory (sessions and queued messages) survives restarts while credentials stay as set.
+
+Listeners, by who connects (`Mosquitto.listeners`):
+
+- ``port``: services (Pantau, an operator, the tests), any client id;
+- ``device_port``: devices, with ``use_username_as_clientid``: whatever client id a device
+  sends, its session is its username (its device id), so it can neither take over Pantau's
+  session nor another device's (tests/devstack/test_client_identity.py);
+- with ``tls`` (`pantau.devstack.certs.CertFiles`): ``tls_port``, services over TLS, with a
+  client certificate from the same CA required, and ``device_tls_port``, devices over TLS
+  (password only), client id bound as on ``device_port``.
+
+Why not one password file per listener (``per_listener_settings true``): Mosquitto then
+checks the ACL of a session that is not connected against the listener it came from, and a
+session restored from disk (or, from 2.0.12, any disconnected one) has none, so every message
+for an offline Pantau is refused and dropped (mosquitto issues #2618, #2526): the queue Pantau
+relies on while it is away would stay empty. The services listeners are therefore kept from
+devices by the network (loopback here; not published in deploy/) and, over TLS, by the
+client certificate.
 """
 
 from __future__ import annotations
@@ -14,7 +32,9 @@ from urllib.parse import quote
 
 from devices import topics
 from devices.credentials import PANTAU_USER, new_password, password_line
+from devices.provision import write_atomic
 from pantau.devstack._process import Daemon, DevstackError, free_port, port_open, writable_dir
+from pantau.devstack.certs import CertFiles
 from pantau.devstack.packages import binary
 
 #: The all-topics identity of the test-suite and of an operator debugging the stack.
@@ -97,11 +117,15 @@ class Mosquitto(Daemon):
                  autosave_interval: int = 1,
                  max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
                  message_size_limit: int = DEFAULT_MESSAGE_SIZE_LIMIT,
-                 max_packet_size: int = DEFAULT_MAX_PACKET_SIZE) -> None:
+                 max_packet_size: int = DEFAULT_MAX_PACKET_SIZE,
+                 tls: CertFiles | None = None) -> None:
         super().__init__(workdir)
         self.users = dict(users)
         self.acl = default_acl() if acl is None else acl
         self.port = port or free_port()
+        self.device_port = free_port()
+        self.tls = tls
+        self.tls_port, self.device_tls_port = (free_port(), free_port()) if tls else (0, 0)
         self.max_queued_messages = max_queued_messages
         self.max_inflight_messages = max_inflight_messages
         self.autosave_interval = autosave_interval
@@ -112,13 +136,27 @@ class Mosquitto(Daemon):
 
     @property
     def url(self) -> str:
-        """``mqtt://127.0.0.1:port`` (no credentials)."""
+        """``mqtt://127.0.0.1:port`` (no credentials): the services listener."""
         return f"mqtt://{self.host}:{self.port}"
 
-    def url_for(self, username: str) -> str:
-        """``mqtt://user:password@127.0.0.1:port`` for one of `users`."""
+    @property
+    def device_url(self) -> str:
+        """``mqtt://127.0.0.1:device_port``: the devices listener (client id = username)."""
+        return f"mqtt://{self.host}:{self.device_port}"
+
+    def url_for(self, username: str, *, port: int = 0, scheme: str = "mqtt") -> str:
+        """``mqtt://user:password@127.0.0.1:port`` for one of `users` (default: `port`)."""
         user, password = self.credentials(username)
-        return f"mqtt://{quote(user, safe='')}:{quote(password, safe='')}@{self.host}:{self.port}"
+        return (f"{scheme}://{quote(user, safe='')}:{quote(password, safe='')}@{self.host}:"
+                f"{port or self.port}")
+
+    def listeners(self) -> dict[str, int]:
+        """Port of each listener: ``services``, ``devices`` and, with `tls`, ``services-tls``
+        and ``devices-tls``."""
+        ports = {"services": self.port, "devices": self.device_port}
+        if self.tls:
+            ports |= {"services-tls": self.tls_port, "devices-tls": self.device_tls_port}
+        return ports
 
     def credentials(self, username: str) -> tuple[str, str]:
         """(username, password); `DevstackError` for an unknown user."""
@@ -132,17 +170,29 @@ class Mosquitto(Daemon):
         """The all-topics test/admin identity's (username, password)."""
         return self.credentials(ADMIN_USER)
 
+    def _listener_lines(self) -> list[str]:
+        # `use_username_as_clientid` belongs to the listener above it, whatever
+        # per_listener_settings says; the TLS options too.
+        lines = [f"listener {self.port} {self.host}",
+                 f"listener {self.device_port} {self.host}", "use_username_as_clientid true"]
+        if self.tls:
+            files = [f"cafile {self.tls.ca}", f"certfile {self.tls.server_cert}",
+                     f"keyfile {self.tls.server_key}"]
+            lines += [f"listener {self.tls_port} {self.host}", *files,
+                      "require_certificate true",
+                      f"listener {self.device_tls_port} {self.host}", *files,
+                      "use_username_as_clientid true"]
+        return lines
+
     def _prepare(self) -> list[str]:
         writable_dir(self.data_dir)
         passwd = self.workdir / "passwd"
-        passwd.write_text("".join(password_line(u, p) + "\n" for u, p in self.users.items()))
-        passwd.chmod(0o600)
+        write_atomic(passwd, "".join(password_line(u, p) + "\n" for u, p in self.users.items()))
         acl = self.workdir / "acl"
-        acl.write_text(self.acl)
-        acl.chmod(0o600)
+        write_atomic(acl, self.acl)
         self.conf_path.write_text("\n".join([
-            "per_listener_settings false",
-            f"listener {self.port} {self.host}",
+            "per_listener_settings false",  # see the module docstring
+            *self._listener_lines(),
             "allow_anonymous false",
             f"password_file {passwd}",
             f"acl_file {acl}",
@@ -170,4 +220,4 @@ class Mosquitto(Daemon):
         return [binary("mosquitto"), "-c", str(self.conf_path)]
 
     def _ready(self) -> bool:
-        return port_open(self.host, self.port)
+        return all(port_open(self.host, port) for port in self.listeners().values())

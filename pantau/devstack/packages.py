@@ -23,6 +23,7 @@ BINARIES: dict[str, tuple[str, ...]] = {
     "victoria-metrics": ("victoria-metrics",),
     "prometheus-alertmanager": ("prometheus-alertmanager",),
     "chromium": ("chromium",),
+    "openssl": ("openssl",),  # makes the TLS certificates of the local broker (certs.py)
 }
 #: What ``python -m pantau.devstack ensure`` installs.
 ALL_PACKAGES = tuple(BINARIES)

@@ -1,5 +1,6 @@
-"""``python -m pantau.devstack up`` end to end: env.sh works for Pantau's settings, and a
-SIGTERM stops both daemons."""
+"""``python -m pantau.devstack up`` end to end: env.sh works for Pantau's settings (over TLS
+too), devices log in on their listener, every secret is 0600, and a SIGTERM stops both
+daemons."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import os
 import shlex
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -30,10 +32,12 @@ def _env(path: Path) -> dict[str, str]:
     return env
 
 
-def _mqtt_login(url: str, user: str, password: str) -> bool:
+def _mqtt_login(url: str, user: str, password: str, tls: ssl.SSLContext | None = None) -> bool:
     host, port, _, _ = parse_mqtt_url(url)
     client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     client.username_pw_set(user, password)
+    if tls:
+        client.tls_set_context(tls)
     client.connect(host, port)
     client.loop_start()
     try:
@@ -65,13 +69,18 @@ def test_up_writes_env_and_stops_on_sigterm(tmp_path: Path) -> None:
         devices = json.loads((tmp_path / "devices.json").read_text())
         assert set(devices) == {d.id for d in load_registry(default_registry_path()).devices}
         first = next(iter(devices))
-        assert _mqtt_login(env["PANTAU_MQTT_URL"], first, devices[first])
+        assert _mqtt_login(env["DEVSTACK_MQTT_DEVICES_URL"], first, devices[first])
+        tls = ssl.create_default_context(cafile=env["DEVSTACK_MQTT_TLS_CA_FILE"])
+        tls.load_cert_chain(env["DEVSTACK_MQTT_TLS_CERT_FILE"], env["DEVSTACK_MQTT_TLS_KEY_FILE"])
+        assert _mqtt_login(env["DEVSTACK_MQTT_TLS_URL"], user, password, tls)
         assert env["PANTAU_INFLUX_API"] == "v1"
         resp = request("POST", f"{env['PANTAU_INFLUX_URL']}/write?db="
                        f"{env['PANTAU_INFLUX_DATABASE']}", data=b"m v=1 1",
                        auth=(env["PANTAU_INFLUX_USERNAME"], env["PANTAU_INFLUX_PASSWORD"]))
         assert resp.status == 204, resp
-        assert oct(os.stat(tmp_path / "env.sh").st_mode & 0o777) == "0o600"
+        for name in ("env.sh", "devices.json", "influxdb/credentials.json", "mosquitto/passwd",
+                     "mosquitto/acl", "certs/ca.key", "certs/server.key", "certs/client.key"):
+            assert oct(os.stat(tmp_path / name).st_mode & 0o777) == "0o600", name
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)

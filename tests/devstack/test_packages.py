@@ -17,7 +17,8 @@ def test_all_packages_present_after_ensure() -> None:
     assert missing_packages() == []
     assert binary("mosquitto").endswith("/mosquitto")
     assert set(ALL_PACKAGES) == {"mosquitto", "mosquitto-clients", "influxdb",
-                                 "victoria-metrics"}
+                                 "victoria-metrics", "prometheus-alertmanager", "chromium",
+                                 "openssl"}
 
 
 def test_unknown_package_is_an_error() -> None:

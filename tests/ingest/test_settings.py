@@ -1,5 +1,6 @@
 """Credentials in ``mqtt.url`` and ``influx.url`` leave the URL when the settings are built, an
-IPv6 host keeps its brackets, and no error about a URL shows a password."""
+IPv6 host keeps its brackets, and no error about a URL shows a password; ``mqtts://`` turns on
+TLS, and TLS files without it are an error."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from ingest.settings import (
     redact_url,
     split_userinfo,
 )
+from pantau.config import load_settings
 
 PASSWORD = "hunter2"
 
@@ -83,3 +85,39 @@ def test_a_bad_influx_url_is_named_without_its_password(url: str) -> None:
 ])
 def test_redact_url(url: str, shown: str) -> None:
     assert redact_url(url) == shown
+
+
+@pytest.mark.parametrize(("url", "port", "tls"), [
+    pytest.param("mqtt://broker", 1883, False, id="mqtt"),
+    pytest.param("mqtts://broker", 8883, True, id="mqtts"),
+    pytest.param("mqtts://u:hunter2@[::1]:18883", 18883, True, id="mqtts-port"),
+])
+def test_mqtts_means_tls_on_port_8883(url: str, port: int, tls: bool) -> None:
+    s = MqttSettings(url=url)
+    assert (s.port, s.tls) == (port, tls)
+    assert PASSWORD not in s.url
+
+
+def test_tls_settings_from_the_environment() -> None:
+    s = load_settings(None, env={"PANTAU_MQTT_URL": "mqtts://broker",
+                                 "PANTAU_MQTT_TLS_CA_FILE": "/etc/pantau/ca.crt",
+                                 "PANTAU_MQTT_TLS_CERT_FILE": "/etc/pantau/pantau.crt",
+                                 "PANTAU_MQTT_TLS_KEY_FILE": "/etc/pantau/pantau.key",
+                                 "PANTAU_MQTT_TLS_VERIFY_HOSTNAME": "false"}).mqtt
+    assert (s.tls, s.tls_ca_file, s.tls_key_file, s.tls_verify_hostname) == (
+        True, "/etc/pantau/ca.crt", "/etc/pantau/pantau.key", False)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    pytest.param({"url": "mqtt://u:hunter2@broker", "tls_ca_file": "ca.crt"},
+                 r"mqtt\.tls_ca_file set, but mqtt\.url 'mqtt://broker' is not TLS",
+                 id="tls-files-without-mqtts"),
+    pytest.param({"url": "mqtts://u:hunter2@broker", "tls_cert_file": "c.crt"},
+                 "tls_cert_file and mqtt.tls_key_file go together", id="cert-without-key"),
+    pytest.param({"url": "mqtts://u:hunter2@broker", "tls_key_file": "c.key"},
+                 "tls_cert_file and mqtt.tls_key_file go together", id="key-without-cert"),
+])
+def test_inconsistent_tls_settings_are_refused(kwargs: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message) as err:
+        MqttSettings(**kwargs)  # type: ignore[arg-type]
+    assert PASSWORD not in str(err.value)
