@@ -85,8 +85,9 @@ async def test_get_shows_a_page_only_post_acknowledges_and_replay_is_refused(
         book.alerts[aid].acked_by = ""  # even if the alert were open again, the link is spent
         async with http.post(server.make_url(f"/{token}"), data={"who": "Eve"}) as r:
             assert r.status == 409 and "already used" in await r.text()
-        async with http.post(server.make_url(f"/{token[:-1]}A"), data={"who": "Eve"}) as r:
-            assert r.status in (400, 403)
+        forged = token[:-1] + ("Q" if token[-1] != "Q" else "g")
+        async with http.post(server.make_url(f"/{forged}"), data={"who": "Eve"}) as r:
+            assert r.status == 403
     service.close()
 
 
