@@ -5,6 +5,11 @@
 on its mappings and sequences; a plain ``dict`` (a registry built in code) has none, and the
 message then names the source alone. `Checker.fail` is the ``Fail`` callback that
 `devices.calibration` and `devices.device_fields` use for their own fields.
+
+`lean_document` reads a document into plain dicts, lists and scalars without the round-trip
+tree (which costs ~13 KB and ~2 ms per device of a large fleet and leaves its freed memory in
+CPython's arenas); it has no line numbers, so a caller re-reads a document it found invalid
+with ruamel's round-trip loader to say where (`devices.registry.load_registry`).
 """
 
 from __future__ import annotations
@@ -13,6 +18,10 @@ import math
 import re
 from collections.abc import Mapping
 from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml import events as ev
+from ruamel.yaml.nodes import ScalarNode
 
 from core.errors import PantauError
 
@@ -76,3 +85,97 @@ class Checker:
         if not isinstance(v, str) or not pattern.match(v):
             raise self.fail(node, key, where, f"field '{key}': {v!r} must match {pattern.pattern}")
         return v
+
+
+class NotLean(Exception):
+    """The document uses what `lean_document` leaves to the round-trip loader."""
+
+
+_KEY = object()   # the next scalar of a mapping is a key
+# Plain scalars that cannot be anything but these types in YAML 1.1 or 1.2 (ruamel's resolver
+# decides the rest): most of a registry, taken without the resolver's regex round.
+_INT = re.compile(r"-?(?:0|[1-9][0-9]{0,17})")
+_FLOAT = re.compile(r"-?(?:0|[1-9][0-9]{0,14})\.[0-9]{1,15}")
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
+_SPECIAL = frozenset(("y", "n", "yes", "no", "on", "off", "true", "false", "null", "nan", "inf"))
+_CORE = frozenset(f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null",
+                                                       "timestamp"))
+
+
+def lean_document(text: str) -> Any:
+    """``text`` parsed as ruamel's round-trip loader would, as plain Python objects (dict, list,
+    str, int, float, bool, None, dates), built straight from the C parser's event stream.
+
+    Raise `NotLean` for what it does not build (explicit tags, anchors and aliases, merge or
+    non-scalar keys, duplicate keys, several documents) and ruamel's ``YAMLError`` or
+    ``ValueError`` (an impossible date) for what is not valid: the caller then loads the
+    text round-trip, which handles or reports all of it with a line number.
+    """
+    rt = YAML(typ="rt")
+    resolve, construct = rt.resolver.resolve, rt.constructor.construct_object
+    words: dict[str, Any] = {}    # a plain scalar's text -> its value: shares repeated ones
+    quoted: dict[str, str] = {}   # likewise for quoted strings (a quoted "true" is a string)
+
+    def scalar(text: str) -> Any:
+        if _FLOAT.fullmatch(text):
+            return float(text)
+        if _INT.fullmatch(text):
+            return int(text)
+        v = words.get(text, words)
+        if v is not words:
+            return v
+        if _WORD.fullmatch(text) and text.lower() not in _SPECIAL:
+            v = text
+        else:
+            tag = resolve(ScalarNode, text, (True, False))
+            if str(tag) not in _CORE:
+                raise NotLean(f"a scalar of tag {tag}")    # the merge key '<<', a value '='
+            v = construct(ScalarNode(tag, text))
+            if isinstance(v, float):
+                v = float(v)          # not ruamel's ScalarFloat, which keeps its formatting
+            elif isinstance(v, int) and not isinstance(v, bool):
+                v = int(v)
+        words[text] = v
+        return v
+
+    root: list[Any] = []
+    top: Any = root               # the open container
+    key: Any = None               # None in a sequence; _KEY or the pending key in a mapping
+    stack: list[tuple[Any, Any]] = []
+    documents = 0
+    for e in YAML(typ="safe").parse(text):
+        t = type(e)
+        if t is ev.ScalarEvent:
+            if e.tag is not None or e.anchor is not None:
+                raise NotLean("a tag or an anchor")
+            v = quoted.setdefault(e.value, e.value) if e.style else scalar(e.value)
+        elif t is ev.MappingStartEvent or t is ev.SequenceStartEvent:
+            if e.tag is not None or e.anchor is not None:
+                raise NotLean("a tag or an anchor")
+            v = {} if t is ev.MappingStartEvent else []
+        elif t is ev.MappingEndEvent or t is ev.SequenceEndEvent:
+            top, key = stack.pop()
+            key = None if key is None else _KEY
+            continue
+        elif t is ev.AliasEvent:
+            raise NotLean("an alias")
+        else:
+            if t is ev.DocumentStartEvent:
+                documents += 1
+                if documents > 1:
+                    raise NotLean("several documents")
+            continue
+        if key is None:
+            top.append(v)
+        elif key is _KEY:
+            if type(v) is dict or type(v) is list or v in top:
+                raise NotLean("a complex or duplicate key")
+            key = v
+            continue
+        else:
+            top[key] = v
+            key = _KEY
+        if type(v) is dict or type(v) is list:
+            stack.append((top, key))
+            top, key = v, (_KEY if type(v) is dict else None)
+    return root[0] if root else None

@@ -22,8 +22,10 @@ the batch to the state.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from core.state import State
 from processors.domain.segments import F64, I32, I64, IP, NEVER, B, ends, starts
@@ -48,7 +50,9 @@ class Rings:
         self.slots = slots
         self.last_ts = np.full(n, NEVER, np.int64)  # per series: the newest reading folded in
         self.head = np.full(k, NEVER, np.int64)  # per row: its newest bucket
-        self.cols: dict[str, F64] = {COUNT: np.zeros((k, slots))}
+        # Counts as int32 (half of float64; exact up to 2**31 readings per bucket): at 100,000
+        # devices the air-quality count ring alone is 65,000 series x 288 buckets.
+        self.cols: dict[str, npt.NDArray[Any]] = {COUNT: np.zeros((k, slots), np.int32)}
         self.cols.update({c: np.zeros((k, slots)) for c in sums})
         self.empty = {COUNT: 0.0, **dict.fromkeys(sums, 0.0), **dict.fromkeys(mins, np.inf),
                       **dict.fromkeys(maxs, -np.inf)}
@@ -91,7 +95,7 @@ class Rings:
         self.last_ts = np.asarray(state[f"{prefix}last_ts"], np.int64).copy()
         self.head = np.asarray(state[f"{prefix}head"], np.int64).copy()
         for c, a in self.cols.items():
-            got = np.asarray(state[f"{prefix}{c}"], np.float64)
+            got = np.asarray(state[f"{prefix}{c}"], a.dtype)
             if got.shape != a.shape:
                 raise ValueError(f"rolling state {prefix}{c}: shape {got.shape}, not {a.shape}")
             self.cols[c] = got.copy()
@@ -121,8 +125,8 @@ class Frame:
 
     def state(self, col: str) -> F64:
         """Shape (touched series, slots): the state's buckets of ``col``, oldest first."""
-        if col not in self._cache:
-            self._cache[col] = self.rings.cols[col][self._idx]
+        if col not in self._cache:  # as float64: the counts are kept as int32
+            self._cache[col] = self.rings.cols[col][self._idx].astype(np.float64, copy=False)
         return self._cache[col]
 
     def groups(self) -> tuple[IP, IP]:
