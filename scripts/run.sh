@@ -66,7 +66,10 @@ echo
 # within 300 / (speed - 1) s. So the past hours are replayed first (flat out, ending now), so
 # the dashboards have curves at once, and then the regency runs live at speed 1.
 BACKFILL_H=${PANTAU_DEMO_BACKFILL_H:-24}
-SIM=(.venv/bin/pantau simulate --credentials "$STACK/devices.json" --scenario normal)
+# Devices connect to the broker's devices listener, which binds each one's client id to its
+# device id (Pantau uses the services listener of PANTAU_MQTT_URL).
+SIM=(env PANTAU_MQTT_URL="$DEVSTACK_MQTT_DEVICES_URL" .venv/bin/pantau simulate
+     --credentials "$STACK/devices.json" --scenario normal)
 if [ "$BACKFILL_H" != 0 ]; then
     step "pantau simulate: the last $BACKFILL_H h of Blitar, replayed as fast as Pantau takes it"
     start=$("$PY" -c 'import sys, time; print(time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() - float(sys.argv[1]) * 3600)))' "$BACKFILL_H")

@@ -24,7 +24,7 @@ from core.errors import PantauError
 from devices.credentials import PANTAU_USER
 from devices.provision import write_atomic
 from devices.registry import Registry, default_registry_path, load_registry
-from pantau.devstack.certs import make_certs
+from pantau.devstack.certs import DEFAULT_HOSTS, make_certs
 from pantau.devstack.influx import InfluxDB1
 from pantau.devstack.mosquitto import ADMIN_USER, Mosquitto, stack_users
 from pantau.devstack.packages import ALL_PACKAGES, ensure_packages
@@ -45,6 +45,12 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--mqtt-port", type=int, default=None, help="default: a free port")
     up.add_argument("--influx-port", type=int, default=None, help="default: a free port")
     up.add_argument("--database", default="pantau", help="InfluxDB database (default: pantau)")
+    certs = sub.add_parser("certs", help="make a CA and the broker's TLS certificate (openssl), "
+                           "e.g. for deploy/mosquitto/certs; kept if already there")
+    certs.add_argument("--out", required=True, type=Path, help="directory for the files")
+    certs.add_argument("--host", action="append", dest="hosts", metavar="NAME",
+                       help="a name or address devices reach the broker by (repeat; default: "
+                       "127.0.0.1, ::1, localhost)")
     return p
 
 
@@ -132,6 +138,12 @@ def main(argv: list[str] | None = None) -> int:
             installed = ensure_packages(*args.packages)
             print(f"devstack: installed {', '.join(installed)}" if installed
                   else "devstack: all packages present")
+        elif args.command == "certs":
+            ensure_packages("openssl")
+            files = make_certs(args.out, hosts=args.hosts or DEFAULT_HOSTS)
+            keys = ", ".join(str(k) for k in files.private_keys())
+            print(f"devstack: CA {files.ca} (give it to the devices), server certificate "
+                  f"{files.server_cert}, keys (0600): {keys}")
         else:
             up(args)
     except PantauError as e:

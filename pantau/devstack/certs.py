@@ -62,12 +62,12 @@ class CertFiles:
     def client_key(self) -> Path:
         return self.directory / "client.key"
 
-    def keys(self) -> tuple[Path, ...]:
+    def private_keys(self) -> tuple[Path, ...]:
         return (self.ca_key, self.server_key, self.client_key)
 
     def exist(self) -> bool:
         return all(p.is_file() for p in (self.ca, self.server_cert, self.client_cert,
-                                          *self.keys()))
+                                          *self.private_keys()))
 
 
 def _openssl(*args: str, stdin: bytes = b"") -> bytes:

@@ -88,7 +88,7 @@ def test_pantau_runs_locked_down_and_drains_before_it_is_killed() -> None:
 def test_only_the_operators_ports_are_published() -> None:
     published = {s: [p.split(":")[0] for p in svc.get("ports", [])]
                  for s, svc in SERVICES.items() if svc.get("ports")}
-    assert published == {"mosquitto": ["1883"], "pantau": ["8080"], "grafana": ["3000"]}
+    assert published == {"mosquitto": ["1883", "8883"], "pantau": ["8080"], "grafana": ["3000"]}
     env = SERVICES["grafana"]["environment"]
     assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
 
