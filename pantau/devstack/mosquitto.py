@@ -15,12 +15,12 @@ Listeners, by who connects (`Mosquitto.listeners`):
   (password only), client id bound as on ``device_port``.
 
 Why not one password file per listener (``per_listener_settings true``): Mosquitto then
-checks the ACL of a session that is not connected against the listener it came from, and a
-session restored from disk (or, from 2.0.12, any disconnected one) has none, so every message
-for an offline Pantau is refused and dropped (mosquitto issues #2618, #2526): the queue Pantau
-relies on while it is away would stay empty. The services listeners are therefore kept from
-devices by the network (loopback here; not published in deploy/) and, over TLS, by the
-client certificate.
+checks the ACL of a session that is not connected against the listener it came from, and from
+2.0.12 on a disconnected session has none, so every message for an offline Pantau is refused
+and dropped (mosquitto issues #2618, #2526; Debian's 2.0.11 still queued them when tried, the
+compose image's newer 2.0.x is affected): the queue Pantau relies on while it is away would
+stay empty. The services listeners are therefore kept from devices by the network (loopback
+here; not published in deploy/) and, over TLS, by the client certificate.
 """
 
 from __future__ import annotations
