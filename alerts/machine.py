@@ -4,7 +4,7 @@ A *slot* is one alert a check may raise (one series, one device, or one of Panta
 checks). Per slot the machine keeps arrays: state (`INACTIVE`, `PENDING`, `FIRING`), the
 current condition, when the current run of a true condition started, when it was last true,
 the newest timestamp taken (a row at or before it is a redelivery and changes nothing) and
-the latest value.
+the value at the latest change.
 
 `Machine.advance` takes rows ``(slot, ts, cond, value)`` where ``cond`` is 1 (true), 0 (false)
 or -1 (inside the hysteresis band, or unknown: the condition holds what it was). Per row:
@@ -73,7 +73,7 @@ class Machine:
         if not keep.all():
             slot, ts, cond, value = slot[keep], ts[keep], cond[keep], value[keep]
         n = len(slot)
-        if n == 0:
+        if n == 0 or self._quiet(slot, ts, cond):
             return []
         order = np.lexsort((ts, slot))
         s, t, c, v = slot[order], ts[order], cond[order], value[order]
@@ -113,6 +113,18 @@ class Machine:
         self.run_start[ls] = np.where(on[last], run_start[last], NEVER)
         self.last_true[ls], self.last_ts[ls], self.value[ls] = last_true[last], t[last], v[last]
         return changes
+
+    def _quiet(self, slot: npt.NDArray[np.intp], ts: I64, cond: npt.NDArray[np.int8]) -> bool:
+        """The common case, in a few passes: every row only confirms its slot's state (true
+        for a firing slot whose condition holds, false or in the band for an inactive one).
+        Then only the times move on; ``value`` keeps the one of the last change."""
+        state, on = self.state[slot], self.cond[slot]
+        true = cond == 1
+        if not (np.where(true, (state == FIRING) & on, (state == INACTIVE) & ~on)).all():
+            return False
+        np.maximum.at(self.last_ts, slot, ts)
+        np.maximum.at(self.last_true, slot[true], ts[true])
+        return True
 
     def expire(self, now_ns: int) -> list[Change]:
         """Resolve firing slots whose condition has been false ``keep_firing_for`` by

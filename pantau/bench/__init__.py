@@ -13,7 +13,8 @@ timestamp to successful write, from Pantau's ``pantau_ingest_delay_seconds`` his
 Pantau's CPU seconds per 10,000 messages and its peak RSS.
 
 ``--chain`` times the processor chains instead (`pantau.bench.chain`), ``--lineproto`` the
-line protocol encoder alone (`pantau.bench.lineproto`).
+line protocol encoder alone (`pantau.bench.lineproto`), ``--alerts`` the alert rules
+(`pantau.bench.alerts`).
 """
 
 from __future__ import annotations
@@ -157,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv and "--lineproto" in argv:  # the encoder alone: pantau.bench.lineproto
         from pantau.bench.lineproto import main as lineproto_bench
         return lineproto_bench([a for a in argv if a != "--lineproto"])
+    if argv and "--alerts" in argv:  # the alert rules' cost per reading: pantau.bench.alerts
+        from pantau.bench.alerts import main as alerts_bench
+        return alerts_bench([a for a in argv if a != "--alerts"])
     p = argparse.ArgumentParser(prog="pantau bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--messages", type=int, default=200_000, help="per phase (default 200000)")

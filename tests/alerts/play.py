@@ -16,8 +16,8 @@ from core.batch import TelemetryBatch
 from core.stored import Stored
 from devices.catalogue import load_rivers
 from devices.registry import default_registry_path, load_registry
-from devices.simulator import Simulator
-from devices.simulator.publish import Message, run
+from devices.simulator import Message, Simulator
+from devices.simulator.publish import run
 from devices.status import Transition
 from tests.alerts.helpers import chain, rules
 
