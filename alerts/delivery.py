@@ -12,7 +12,8 @@ Each round (at once after a change, else every ``resend_s``):
    is the resolve sent, so the channel hears it (a silenced alert's resolve is swallowed);
 3. the payload: every firing alert with ``endsAt`` 4 rounds ahead (Alertmanager resolves it by
    itself should Pantau die), every resolved one with its ``endsAt``, kept until
-   ``resolved_keep_s`` passed and every replica took it; each carries an acknowledgement link;
+   ``resolved_keep_s`` passed and every replica took it; each firing one carries an
+   acknowledgement link (not ``info`` ones: the Watchdog, tickets, which page nobody);
 4. every replica gets the whole payload: one attempt per replica per round
    (`alerts.alertmanager.AlertmanagerClient`); a failed replica is tried again after a
    jittered backoff doubling up to ``retry_max_s`` (retry lives here, once).
@@ -149,7 +150,7 @@ class Delivery:
         out = []
         for a in alerts:
             notes = dict(a.annotations)
-            if a.state == "firing" and not a.acked_by:
+            if a.state == "firing" and not a.acked_by and a.labels["severity"] != "info":
                 token = sign(self.key, a.id, a.fired_ns, now_ns / S, s.ack_link_ttl_s)
                 notes["ack_url"] = f"{s.public_url.rstrip('/')}/ack/{token}"
             if a.acked_by:

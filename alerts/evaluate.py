@@ -25,7 +25,8 @@ import numpy as np
 from alerts.annotate import render
 from alerts.compile import Check
 from alerts.lifecycle import Book
-from alerts.machine import FIRING, INACTIVE, NEVER, Change
+from alerts.machine import FIRING, INACTIVE, NEVER, PENDING, Change
+from alerts.rules import KINDS
 from core.stored import Stored
 from devices.series import SeriesTable
 from devices.status import Transition
@@ -39,9 +40,7 @@ class Evaluator:
                  dashboard_url: str = "") -> None:
         self.checks, self.table, self.book = checks, table, book
         self.dashboard_url = dashboard_url
-        self.by_kind = {k: [c for c in checks if c.rule.kind == k] for k in
-                        ("threshold", "rate", "stage", "quality", "offline", "health",
-                         "watchdog")}
+        self.by_kind = {k: [c for c in checks if c.rule.kind == k] for k in KINDS}
         self._series_checks = [c for c in checks if (c.series >= 0).any()]
         self._device_index = {d.id: i for i, d in enumerate(table.devices)}
         self._last_value = np.full(len(table), np.nan)
@@ -67,8 +66,8 @@ class Evaluator:
             check.machine.restore(slot, **a.machine)
             n += 1
         if gone:
-            self.book.apply([(a.id, a.labels, Change(0, now_ns, FIRING if a.state == "firing"
-                                                     else 1, INACTIVE, a.value),
+            was = {"firing": FIRING, "pending": PENDING}
+            self.book.apply([(a.id, a.labels, Change(-1, now_ns, was[a.state], INACTIVE, a.value),
                               a.annotations, a.machine) for a in gone], now_ns)
         return n
 

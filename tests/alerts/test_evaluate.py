@@ -124,3 +124,13 @@ def test_history_is_in_sqlite(tmp_path: Path) -> None:
     db = AlertDB(tmp_path / "alerts.sqlite")
     db.open()
     assert [e.alertname for e in db.history({}, 0, 10)] == ["Watchdog"]
+
+
+def test_an_alert_whose_rule_is_gone_is_resolved_at_restart(tmp_path: Path) -> None:
+    ch = chain()
+    ev = evaluator(tmp_path, ch)
+    ts = (T0 + np.arange(0, 1800, 60) * S).tolist()
+    ev.on_stored(stored(ch, GAUGE, "level_cm", ts, [160.0] * len(ts)))
+    ev.book.db.close()
+    ev2 = evaluator(tmp_path, ch, rules({"rules": [{"name": "Watchdog", "kind": "watchdog"}]}))
+    assert firing(ev2) == {"FloodStage/Waspada": "resolved"}
