@@ -155,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv and "--chain" in argv:  # the domain processors' cost: pantau.bench.chain
         from pantau.bench.chain import main as chain_bench
         return chain_bench([a for a in argv if a != "--chain"])
+    if argv and any(a == "--fleet" or a.startswith("--fleet=") for a in argv):
+        from pantau.bench.fleet import main as fleet_bench  # a mixed fleet, long runs
+        return fleet_bench(argv)
     if argv and "--lineproto" in argv:  # the encoder alone: pantau.bench.lineproto
         from pantau.bench.lineproto import main as lineproto_bench
         return lineproto_bench([a for a in argv if a != "--lineproto"])

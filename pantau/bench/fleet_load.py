@@ -1,0 +1,127 @@
+"""The mixed fleet's publishers (`pantau.bench.fleet`): each device at its own cadence.
+
+A publisher process owns some devices and sends their messages in time order. Message ``k``
+of device ``d`` is at ``offset[d] + k * interval_s[d]`` of the fleet's simulated span (offsets
+spread the devices over their interval); stamped ``start + that`` (``start``: the span ends just
+before now) or, paced for latency, with the sending time. Payloads are JSON reading sets of the
+device's kind, values inside each metric's valid range drifting smoothly from message to
+message (64 pre-rendered steps per kind), ~60-200 bytes.
+"""
+
+from __future__ import annotations
+
+import math
+import select
+import socket
+import struct
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from devices.registry import Metric, Registry
+from pantau.bench.load import CHUNK, WINDOW, _packet, _utf8
+
+STEPS = 64
+I64 = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    site: str
+    id: str
+    interval_s: float
+    values: tuple[str, ...]   # STEPS "values" objects of its kind, rendered (shared per kind)
+
+
+def device_specs(registry: Registry) -> list[Device]:
+    """What a publisher needs of each device (picklable, the renderings shared per kind)."""
+    rendered: dict[str, tuple[str, ...]] = {}
+    out = []
+    for d in registry.devices:
+        if d.kind not in rendered:
+            rendered[d.kind] = tuple(_values(d.metrics, j) for j in range(STEPS))
+        out.append(Device(d.site, d.id, d.interval_s, rendered[d.kind]))
+    return out
+
+
+def _values(metrics: tuple[Metric, ...], j: int) -> str:
+    parts = []
+    for m in metrics:
+        lo = m.min if math.isfinite(m.min) else 0.0
+        hi = m.max if math.isfinite(m.max) else lo + 100.0
+        if m.unit == "bool":
+            v = 0.0
+        else:  # low in the range (no flood stage, no alarm), drifting with the step
+            v = round(lo + (hi - lo) * (0.08 + 0.02 * math.sin(2 * math.pi * j / STEPS)), 2)
+        parts.append(f'"{m.name}":{v}')
+    return "{" + ",".join(parts) + "}"
+
+
+def schedule_span_s(devices: list[Device], n: int) -> float:
+    """Seconds of the devices' cadence that ``n`` messages cover."""
+    return n / sum(1.0 / d.interval_s for d in devices)
+
+
+def _schedule(devices: list[Device], n: int, span_s: float) -> tuple[I64, I64, I64]:
+    """(device, message number, time in µs) of the first ``n`` messages, in time order."""
+    iv = np.array([d.interval_s for d in devices])
+    offset = (np.arange(len(devices)) * 0.6180339887 % 1.0) * iv
+    per = np.ceil(span_s * 1.1 / iv).astype(np.int64) + 2
+    dev = np.repeat(np.arange(len(devices)), per)
+    k = np.arange(len(dev)) - np.repeat(np.cumsum(per) - per, per)
+    t_us = np.round((offset[dev] + k * iv[dev]) * 1e6).astype(np.int64)
+    order = np.argsort(t_us, kind="stable")[:n]
+    return dev[order], k[order], t_us[order]
+
+
+def publish_fleet(host: str, port: int, user: str, password: str, devices: list[Device],
+                  n: int, index: int, rate: float = 0.0, span_s: float = 0.0) -> dict[str, float]:
+    """Publish ``n`` QoS 1 messages of ``devices`` (owned by this publisher alone) in time order
+    at ``rate`` messages/s (0: flat out), stamped at their cadence over ``span_s`` seconds
+    ending now, or with the sending time when ``span_s`` is 0. The raw-socket MQTT 3.1.1
+    client of `pantau.bench.load.publish` (pipelined, at most `WINDOW` unacknowledged)."""
+    if n <= 0:
+        return {"sent": 0, "seconds": 0.0}
+    dev, k, t_us = _schedule(devices, n, span_s or schedule_span_s(devices, n))
+    start_us = time.time_ns() // 1000 - int(t_us[-1]) - 1_000_000
+    sock = socket.create_connection((host, port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    connect = (_utf8("MQTT") + bytes([4, 0xC2]) + struct.pack("!H", 60)
+               + _utf8(f"bench-fleet-{index}-{time.time_ns()}") + _utf8(user) + _utf8(password))
+    sock.sendall(_packet(0x10, connect))
+    connack = sock.recv(4)
+    if len(connack) != 4 or connack[3] != 0:
+        raise RuntimeError(f"broker refused the bench publisher: CONNACK {connack!r}")
+    topics = [_utf8(f"pantau/{d.site}/{d.id}/telemetry") for d in devices]
+    dev_l, k_l, t_l = dev.tolist(), (k % STEPS).tolist(), t_us.tolist()
+    acked, pending, i, last_us = 0, b"", 0, 0
+    t0 = time.perf_counter()
+    while i < n or acked < n:
+        due = n if not rate else min(n, int((time.perf_counter() - t0) * rate) + 1)
+        if i < due and i - acked < WINDOW:
+            chunk = []
+            for _ in range(min(CHUNK, due - i, WINDOW - (i - acked))):
+                d = dev_l[i]
+                if span_s:
+                    ts_us = start_us + t_l[i]
+                else:
+                    ts_us = last_us = max(last_us + 1, time.time_ns() // 1000)
+                body = f'{{"ts":{ts_us},"values":{devices[d].values[k_l[i]]}}}'.encode()
+                chunk.append(_packet(0x32, topics[d] + struct.pack("!H", i % 65535 + 1) + body))
+                i += 1
+            sock.sendall(b"".join(chunk))
+        wait = 0.0 if i < due and i - acked < WINDOW else 0.001 if i < n else 1.0
+        ready, _, _ = select.select([sock], [], [], wait)
+        if ready:
+            data = pending + sock.recv(65536)
+            if len(data) == len(pending):
+                raise RuntimeError("broker closed the bench publisher's connection")
+            whole = len(data) - len(data) % 4  # PUBACK: 0x40 0x02 mid(2)
+            acked += whole // 4
+            pending = data[whole:]
+    seconds = time.perf_counter() - t0
+    sock.sendall(b"\xe0\x00")  # DISCONNECT
+    sock.close()
+    return {"sent": n, "seconds": seconds}
