@@ -61,7 +61,7 @@ def _watch(proc: Any, url: str, total: int, every: int, t_start: float) -> list[
     while mark[0] < total:
         time.sleep(0.5)
         acked = int(_metrics(url).get("pantau_messages_acked_total", 0))
-        if mark[0] == 0 and acked:  # the stretches start at the first acknowledgement seen,
+        if mark[0] == 0 and 0 < acked < total:  # stretches start at the first ack seen,
             mark = (acked, time.perf_counter(), _cpu_s(proc.pid))  # not at the publishers'
             continue                                                # start-up
         if acked >= min(mark[0] + every, total) or acked >= total:
