@@ -62,3 +62,18 @@ def test_check_names_the_line_of_a_bad_rule(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.delenv("PANTAU_ALERTS_RULES")
     assert main(["check"]) == 0
     assert "alert rules" in capsys.readouterr().out
+
+
+def test_generated_inhibitions_and_grouping() -> None:
+    from alerts.amconfig import Channels, generate
+    from tests.alerts.helpers import rules
+
+    doc = generate(rules(), Channels())
+    inhibit = {(tuple(r["source_matchers"]), tuple(r["target_matchers"])): r["equal"]
+               for r in doc["inhibit_rules"]}
+    assert inhibit[(('alertname="FloodStage"', 'stage="Awas"'),
+                    ('alertname="FloodStage"', 'stage=~"Waspada|Siaga"'))] == ["device"]
+    assert inhibit[(('alertname=~"DeviceOffline"',), ('alertname=~"SensorStuck"',))] \
+        == ["device"]
+    bpbd = next(r for r in doc["route"]["routes"] if r["matchers"] == ['team="bpbd"'])
+    assert bpbd["group_by"] == ["alertname", "river", "stage"]

@@ -134,3 +134,28 @@ def test_an_alert_whose_rule_is_gone_is_resolved_at_restart(tmp_path: Path) -> N
     ev.book.db.close()
     ev2 = evaluator(tmp_path, ch, rules({"rules": [{"name": "Watchdog", "kind": "watchdog"}]}))
     assert firing(ev2) == {"FloodStage/Waspada": "resolved"}
+
+
+def test_rate_of_change_between_readings(tmp_path: Path) -> None:
+    ch = chain()
+    ev = evaluator(tmp_path, ch, rules({"rules": [
+        {"name": "Rising", "kind": "rate", "metric": "level_cm", "rate_above": 30, "clear": 10,
+         "devices": {"id": GAUGE}}]}))
+    ts = (T0 + np.arange(0, 420, 60) * S).tolist()
+    level = [100.0, 100.2, 100.4, 103.4, 106.4, 106.6, 106.7]  # 12, 12, 180, 180, 12, 6 cm/h
+    ev.on_stored(stored(ch, GAUGE, "level_cm", ts, level))
+    events = [(e.state, (e.ts_ns - T0) // S, round(e.value or 0))
+              for e in reversed(ev.book.history({}, 0, 10))]
+    assert events == [("firing", 180, 180), ("resolved", 360, 6)]  # 12 cm/h is in the band
+
+
+def test_quality_flags_of_a_stuck_sensor(tmp_path: Path) -> None:
+    ch = chain()
+    ev = evaluator(tmp_path, ch, rules({"rules": [
+        {"name": "Stuck", "kind": "quality", "flags": ["stuck"], "for": "1h"}]}))
+    ts = (T0 + np.arange(0, 9 * 3600, 600) * S).tolist()  # every 10 min, 9 h unchanged
+    ev.on_stored(stored(ch, GAUGE, "level_cm", ts, [123.0] * len(ts)))
+    stuck = {a.labels["metric"]: a.state for a in ev.book.alerts.values()}
+    assert stuck == {"level_cm": "firing"}
+    ev.on_stored(stored(ch, GAUGE, "level_cm", [ts[-1] + 600 * S], [124.0]))
+    assert {a.state for a in ev.book.alerts.values()} == {"resolved"}
