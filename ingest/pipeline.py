@@ -1,13 +1,21 @@
 """The pipeline: messages in, batches sealed, processed, written, dead-lettered, acknowledged.
 
-    on_message (event loop, sync) -> RowBuffer -> seal (size or age) -> bounded deque
-        -> writer: processors -> sink: readings + derived rows in one write (retry, split
-           refused batches) -> dead letters -> checkpoint (when due: tiers, state)
-           -> listeners (`core.stored.Stored`: status store, alert rules) -> acks
+    on_message (event loop, sync) -> RowBuffer -> seal (size, or age while the writer is
+        free) -> bounded deque -> writer: processors (worker thread) -> sink: readings +
+        derived rows in one write (retry, split refused batches) -> dead letters ->
+        checkpoint (when due: tiers, state) -> listeners (`core.stored.Stored`: status
+        store, alert rules) -> acks
 
 Modules: this one (intake, batching, back-pressure, the writer loop), `ingest.writer`
 (retries, splits, tier writes), `ingest.rejections` (dead-letter records), `ingest.checkpoint`
 (the processors' counters, tiers and state snapshots).
+
+Batching adapts to the writer, as Nagle's algorithm and Telegraf's output buffer do: a batch
+is sealed when it holds ``batch_size`` readings, or ``flush_interval_s`` after its first
+message if the writer is free by then; while the writer is busy (a slow or failing database)
+the open batch keeps growing until the writer is free or the batch is full, so each write
+carries everything that arrived during the previous one, up to ``batch_size``, instead of one
+flush interval's worth.
 
 Guarantees:
 - A message is acknowledged only after every reading it carried was written (2xx) or
@@ -24,6 +32,10 @@ Guarantees:
   written in the same request as the readings they come from, so one acknowledgement covers
   both; they have origin -1 and are not readings (counted apart; a refused one is counted and
   logged, not dead-lettered).
+- The processor chain runs in a worker thread (`asyncio.to_thread`), so that a big batch does
+  not hold the event loop: only the writer calls the chain, one call at a time (the checkpoint
+  and its state snapshot come after, never during, a batch's processing); listeners, counters
+  and acks stay on the event loop.
 - Checkpoint, at most every ``snapshot_interval_s`` (0: every batch) and after `drain`, after
   the writes and before the acks: the tiers of the batches since the last one (aggregated
   there in one pass, `processors.Chain.flush_tiers`), one row per bucket, written with the
@@ -56,7 +68,7 @@ from ingest.decode import Decoder, Note, RowBuffer
 from ingest.rejections import RateLimitedLog, Sealed, dead_letters
 from ingest.snapshot import StateFile
 from ingest.writer import Sink, Writer
-from processors import Chain
+from processors import Chain, Processed
 
 HELP: dict[str, tuple[str, str]] = {  # this module's metrics (`Metrics.describe`)
     "pantau_messages_received_total": ("counter", "MQTT messages received (telemetry+status)."),
@@ -129,6 +141,7 @@ class Pipeline:
         self._on_status, self._listeners = on_status, tuple(listeners)
         self._open = _Open()
         self._timer: asyncio.TimerHandle | None = None
+        self._due = False  # the open batch is old enough: sealed as soon as the writer is free
         self._queue: deque[Sealed] = deque()
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
@@ -192,7 +205,7 @@ class Pipeline:
         elif len(rows) >= self._batch_size:
             self._seal()
         elif self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(self._flush_s, self._seal)
+            self._timer = asyncio.get_running_loop().call_later(self._flush_s, self._aged)
 
     def _decode(self, op: _Open, topic: str, payload: bytes, now: int, origin: int) -> None:
         rows = op.rows.ts_ns
@@ -225,7 +238,17 @@ class Pipeline:
         if self._on_status is not None:
             self._on_status(topic, payload)
 
+    def _aged(self) -> None:
+        """The open batch is ``flush_interval_s`` old: sealed now if the writer is free; else
+        it grows until the writer is (`run`) or it is full (adaptive batching)."""
+        self._timer = None
+        if self._queue:  # the writer is busy: its current batch is the queue's first
+            self._due = True
+        else:
+            self._seal()
+
     def _seal(self) -> None:
+        self._due = False
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -263,6 +286,8 @@ class Pipeline:
     async def run(self) -> None:
         """The single writer; runs until cancelled. Cancel only after `drain` for a clean stop."""
         while True:
+            if self._due and not self._queue:
+                self._seal()  # it aged while the writer was busy, and the writer is free now
             while not self._queue:
                 self._idle.set()
                 self._wakeup.clear()
@@ -297,10 +322,15 @@ class Pipeline:
                 self._m.counter("pantau_listener_errors_total", listener=name).inc()
                 self._rlog.exception(name, "stored-batch listener %s failed", name)
 
-    async def _handle(self, sealed: Sealed) -> None:
+    def _process(self, batch: TelemetryBatch) -> tuple[Processed, float]:
+        """The chain over ``batch``, in the writer's worker thread: (what it made, seconds)."""
         t0 = time.perf_counter()
-        out = self._chain.run(sealed.batch, defer_tiers=True)
-        self._h_process.observe(time.perf_counter() - t0)
+        out = self._chain.run(batch, defer_tiers=True)
+        return out, time.perf_counter() - t0
+
+    async def _handle(self, sealed: Sealed) -> None:
+        out, seconds = await asyncio.to_thread(self._process, sealed.batch)
+        self._h_process.observe(seconds)
         batch = out.batch
         stored = batch.ok
         raw = batch.take(stored)

@@ -23,6 +23,13 @@ state, whatever the device timestamps of the readings acknowledged in between.
 
 Stored values are calibrated and range-checked already, so the stateless steps are skipped.
 A reading stored with a device timestamp older than the window is not replayed.
+
+Cancellation: every query is a point where the task running `warm_up` can be cancelled
+(`pantau.app` cancels it when asked to stop: a 24 h replay can take longer than the stop
+grace time). The chain is then half-replayed, and its state must never be saved: restored
+next time, it would pass for complete. So the caller stops before the pipeline's writer runs
+(its checkpoints are where state is saved); the next start restores the previous snapshot, if
+any, and warms up again.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import signal
 import time
+from collections.abc import Awaitable
 from pathlib import Path
 
 from alerts.events import via_sink
@@ -78,6 +79,25 @@ async def warm_up_state(chain: Chain, settings: Settings, restored: bool) -> Non
              seeded)
 
 
+async def until_stopped(work: Awaitable[None], stop: asyncio.Event) -> bool:
+    """Await ``work`` unless ``stop`` is set first: then cancel it, wait until it has
+    unwound, and return False."""
+    task = asyncio.ensure_future(work)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    if task.cancelled():
+        return False
+    task.result()
+    return True
+
+
 async def run(settings: Settings, *, stop: asyncio.Event | None = None,
               started: asyncio.Event | None = None) -> None:
     """Run Pantau until ``stop`` is set (or SIGINT/SIGTERM when ``stop`` is None)."""
@@ -128,7 +148,15 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None,
                             listeners=[status, CadenceWatch(table, metrics), alerts],
                             state_file=StateFile(Path(settings.state_dir) / "processors.npz"),
                             snapshot_interval_s=settings.processors.snapshot_interval_s)
-        await warm_up_state(chain, settings, pipeline.restore_state())
+        if not await until_stopped(warm_up_state(chain, settings, pipeline.restore_state()),
+                                   stop):
+            # A half-replayed state must never become the snapshot (`ingest.warmup`): leave
+            # before the writer runs, so no checkpoint saves it; nothing was read or acked.
+            log.info("stopped during the warm-up; the processors' state is not saved, the "
+                     "next start warms up again")
+            await status.close()
+            alerts.close()
+            return
         pipeline.publish_counts()
         own = SelfMetrics(metrics, settings.self_metrics, settings.influx, status=status,
                           instance=settings.self_metrics.instance or settings.mqtt.client_id)

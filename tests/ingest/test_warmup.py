@@ -4,7 +4,9 @@ stored ``flood_stage``; after a restored snapshot only the readings since are re
 
 from __future__ import annotations
 
+import asyncio
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,8 +18,12 @@ from devices.series import SeriesTable
 from ingest.influx_query import InfluxQLReader, QueryError
 from ingest.influx_sink import make_sink
 from ingest.settings import InfluxSettings
+from ingest.snapshot import StateFile
 from ingest.warmup import warm_up
-from pantau.devstack import InfluxDB1
+from pantau.app import load_configured_registry, run
+from pantau.config import load_settings
+from pantau.devstack import InfluxDB1, free_port
+from pantau.faults.proxy import FaultProxy
 from processors import Chain, ProcessorContext, build_chain
 from processors.settings import ProcessorSettings
 
@@ -160,3 +166,45 @@ def test_stored_values_that_are_not_numbers_are_skipped() -> None:
     got = _floats([(1.5, None, "dead"), (2, 3.0, 4.0)])
     assert got.shape == (3, 2) and np.isnan(got[1:, 0]).all()
     assert got[0].tolist() == [1.5, 2.0] and got[1:, 1].tolist() == [3.0, 4.0]
+
+
+@pytest.mark.parametrize("snapshot", [pytest.param(False, id="no-snapshot"),
+                                      pytest.param(True, id="catching-up")])
+async def test_a_stop_during_the_warm_up_cancels_it_and_saves_no_state(
+        influx: InfluxDB1, influx_db: str, tmp_path: Path, snapshot: bool) -> None:
+    # The real InfluxDB behind the fault suite's proxy, whose /query answers in 8 s (the
+    # test waits for that handler when it closes the proxy).
+    proxy = FaultProxy(influx.url, "127.0.0.1", free_port())
+    await proxy.start()
+    proxy.slow(8.0, paths=("/query",))
+    state = tmp_path / "state"
+    env = {"PANTAU_INFLUX_URL": proxy.url, "PANTAU_INFLUX_DATABASE": influx_db,
+           "PANTAU_INFLUX_USERNAME": influx.writer.username,
+           "PANTAU_INFLUX_PASSWORD": influx.writer.password,
+           "PANTAU_INFLUX_READ_USERNAME": influx.reader.username,
+           "PANTAU_INFLUX_READ_PASSWORD": influx.reader.password,
+           "PANTAU_MQTT_URL": "mqtt://127.0.0.1:1", "PANTAU_STATE_DIR": str(state),
+           "PANTAU_HTTP_LISTEN": f"127.0.0.1:{free_port()}", "PANTAU_ALERTS_RULES": "none"}
+    ps = load_settings(None, env=env)
+    snap = state / "processors.npz"
+    if snapshot:  # a snapshot of the very chain `run` builds: restored, then the catch-up
+        table = SeriesTable.from_registry(load_configured_registry(ps))
+        state.mkdir()
+        StateFile(snap).save(build_chain(ps.ingest.processors, ProcessorContext(
+            table, ps.ingest.range_mode, ps.processors)).state())
+    before = snap.read_bytes() if snapshot else b""
+    stop = asyncio.Event()
+    try:
+        task = asyncio.create_task(run(ps, stop=stop))
+        while not proxy.arrived and not task.done():  # noqa: ASYNC110 - the proxy sets no event
+            await asyncio.sleep(0.02)
+        assert [a.path for a in proxy.arrived] == ["/query"]  # the warm-up is waiting
+        stop.set()
+        await asyncio.wait_for(task, 30)  # a bound against a hang
+        answered = [a.path for a in proxy.seen]
+    finally:
+        await proxy.close()  # waits for the slow query's handler
+    assert answered == []  # cancelled, not waited for
+    # Half-replayed state is never saved: the snapshot is as it was (or still absent), so
+    # the next start warms up again; nothing was read from the broker.
+    assert (snap.read_bytes() if snapshot else snap.exists()) == (before or False)
