@@ -52,15 +52,25 @@ def _load(ctx: Any, broker: Any, devices: list[Device], n: int, publishers: int,
             j.get(timeout=24 * 3600)
 
 
-def _watch(proc: Any, url: str, total: int, every: int, t_start: float) -> list[str]:
+def _watch(proc: Any, url: str, total: int, every: int, t_start: float,
+           failed: list[BaseException] | None = None) -> list[str]:
     """Poll /metrics twice a second until ``total`` messages are acknowledged; a line per
     ``every`` of them: rate, CPU per 10,000 messages and RSS over that stretch."""
     from pantau.bench import _cpu_s, _metrics
 
     rows, mark = [], (0, t_start, _cpu_s(proc.pid))
+    stalls = 0.0
     while mark[0] < total:
         time.sleep(0.5)
-        acked = int(_metrics(url).get("pantau_messages_acked_total", 0))
+        if failed:
+            raise RuntimeError("a publisher failed") from failed[0]
+        try:
+            acked = int(_metrics(url).get("pantau_messages_acked_total", 0))
+        except OSError:  # busy for over 5 s: said in the stretch's line, not a failure
+            if proc.poll() is not None:
+                raise RuntimeError("pantau run exited during the benchmark") from None
+            stalls += 5.0
+            continue
         if mark[0] == 0 and 0 < acked < total:  # stretches start at the first ack seen,
             mark = (acked, time.perf_counter(), _cpu_s(proc.pid))  # not at the publishers'
             continue                                                # start-up
@@ -70,10 +80,10 @@ def _watch(proc: Any, url: str, total: int, every: int, t_start: float) -> list[
             done = acked - mark[0]
             line = (f"    {mark[0]:>11,} - {acked:<11,} {done / (now - mark[1]):9,.0f} msg/s  "
                     f"{(cpu - mark[2]) / (done / 10_000):5.2f} CPU s/10k msgs  RSS {rss:4.0f} MB "
-                    f"(peak {hwm:.0f})")
+                    f"(peak {hwm:.0f})" + (f"; /metrics silent {stalls:.0f} s" if stalls else ""))
             print(line, flush=True)
             rows.append(line)
-            mark = (acked, now, cpu)
+            mark, stalls = (acked, now, cpu), 0.0
     return rows
 
 
@@ -110,7 +120,6 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     every = a.every or min(1_000_000, max(a.messages // 10, 1))
     baseline = every if a.baseline < 0 else a.baseline
-    from pantau.bench import _metrics, _quantile, running_pantau
     from pantau.devstack import InfluxDB1, Mosquitto, stack_users
 
     ctx = mp.get_context("spawn")
@@ -134,56 +143,81 @@ def main(argv: list[str] | None = None) -> int:
         influx = InfluxDB1(work / "influx", database="fleet")
         report = [f"Pantau mixed-fleet benchmark: {a.fleet:,} devices, {a.publishers} publisher "
                   "processes, default chain unless said"]
-        with broker, influx:
-            if baseline:
-                influx.create_database("fleet_spine")
-                print(f"baseline: the spine chain, {baseline:,} messages ...", flush=True)
-                with running_pantau(broker, influx, "fleet_spine", registry_path,
-                                    work / "spine.log", PANTAU_MQTT_CLIENT_ID="bench-spine",
-                                    PANTAU_INGEST_PROCESSORS=SPINE) as (proc, url):
-                    t = time.perf_counter()
-                    _load(ctx, broker, devices, baseline, a.publishers, 0.0,
-                          schedule_span_s(devices, baseline))
-                    report += ["  spine chain (baseline, own process):",
-                               *_watch(proc, url, baseline, baseline, t)]
-            influx.create_database("fleet")
-            influx.create_tiers("fleet")
-            with running_pantau(broker, influx, "fleet", registry_path, work / "pantau.log",
-                                PANTAU_MQTT_CLIENT_ID="bench-fleet") as (proc, url):
-                from pantau.bench import _cpu_s
-
-                rss0 = _rss_mb(proc.pid)[0]
-                print(f"default chain: idle RSS {rss0:.0f} MB; {a.messages:,} messages flat "
-                      "out ...", flush=True)
-                report.append(f"  default chain, flat out (idle RSS {rss0:.0f} MB):")
-                t, cpu0 = time.perf_counter(), _cpu_s(proc.pid)
-                pub = threading.Thread(target=_load, args=(ctx, broker, devices, a.messages,
-                                                           a.publishers, 0.0, span))
-                pub.start()
-                report += _watch(proc, url, a.messages, every, t)
-                pub.join()
-                seconds, cpu = time.perf_counter() - t, _cpu_s(proc.pid) - cpu0
-                flat_rate = a.messages / seconds
-                report.append(f"    whole run: {flat_rate:,.0f} msg/s, "
-                              f"{cpu / (a.messages / 10_000):.2f} CPU s per 10k messages")
-                m = _metrics(url)
-                rate = a.rate or flat_rate / 2
-                print(f"paced: {a.paced:,} messages at {rate:,.0f} msg/s ...", flush=True)
-                _load(ctx, broker, devices, a.paced, a.publishers, rate, 0.0)
-                while _metrics(url).get("pantau_messages_acked_total", 0) < a.messages + a.paced:
-                    time.sleep(0.25)
-                m2 = _metrics(url)
-                delta = {k: v - m.get(k, 0.0) for k, v in m2.items()}
-                report.append(f"  paced at {rate:,.0f} msg/s, {a.paced:,} messages: "
-                              f"publish-to-stored p50 {_quantile(delta, 0.5) * 1000:.0f} ms, "
-                              f"p99 {_quantile(delta, 0.99) * 1000:.0f} ms; RSS "
-                              f"{_rss_mb(proc.pid)[0]:.0f} MB, peak {_rss_mb(proc.pid)[1]:.0f} MB")
-            stored = _stored(influx, registry)
+        try:
+            lines, stored = _phases(a, ctx, broker, influx, registry_path, registry, devices,
+                                    every, baseline, span)
+            report += lines
+        except BaseException:
+            for log in sorted(work.glob("*.log")):  # the evidence goes with the temporary dir
+                print(f"--- last lines of {log.name}:\n"
+                      + "\n".join(log.read_text(errors="replace").splitlines()[-30:]))
+            raise
     want = (a.messages + a.paced)
     report.append(f"  stored: {stored:,} reading sets of {want:,} "
                   f"({'zero loss' if stored == want else f'LOST {want - stored}'})")
     print("\n" + "\n".join(report))
     return 0 if stored == want else 1
+
+
+def _phases(a: argparse.Namespace, ctx: Any, broker: Any, influx: Any, registry_path: Path,
+            registry: Registry, devices: list[Device], every: int, baseline: int, span: float
+            ) -> tuple[list[str], int]:
+    """Run the baseline, flat-out and paced phases; the report's lines and the reading sets
+    stored."""
+    from pantau.bench import _cpu_s, _metrics, _quantile, running_pantau
+
+    work = registry_path.parent
+    report: list[str] = []
+    with broker, influx:
+        if baseline:
+            influx.create_database("fleet_spine")
+            print(f"baseline: the spine chain, {baseline:,} messages ...", flush=True)
+            with running_pantau(broker, influx, "fleet_spine", registry_path,
+                                work / "spine.log", PANTAU_MQTT_CLIENT_ID="bench-spine",
+                                PANTAU_INGEST_PROCESSORS=SPINE) as (proc, url):
+                t = time.perf_counter()
+                _load(ctx, broker, devices, baseline, a.publishers, 0.0,
+                      schedule_span_s(devices, baseline))
+                report += ["  spine chain (baseline, own process):",
+                           *_watch(proc, url, baseline, baseline, t)]
+        influx.create_database("fleet")
+        influx.create_tiers("fleet")
+        with running_pantau(broker, influx, "fleet", registry_path, work / "pantau.log",
+                            PANTAU_MQTT_CLIENT_ID="bench-fleet") as (proc, url):
+            rss0 = _rss_mb(proc.pid)[0]
+            print(f"default chain: idle RSS {rss0:.0f} MB; {a.messages:,} messages flat "
+                  "out ...", flush=True)
+            report.append(f"  default chain, flat out (idle RSS {rss0:.0f} MB):")
+            t, cpu0 = time.perf_counter(), _cpu_s(proc.pid)
+            failed: list[BaseException] = []
+
+            def flat_out() -> None:
+                try:
+                    _load(ctx, broker, devices, a.messages, a.publishers, 0.0, span)
+                except BaseException as e:  # _watch raises it
+                    failed.append(e)
+
+            pub = threading.Thread(target=flat_out, daemon=True)
+            pub.start()
+            report += _watch(proc, url, a.messages, every, t, failed)
+            pub.join()
+            seconds, cpu = time.perf_counter() - t, _cpu_s(proc.pid) - cpu0
+            flat_rate = a.messages / seconds
+            report.append(f"    whole run: {flat_rate:,.0f} msg/s, "
+                          f"{cpu / (a.messages / 10_000):.2f} CPU s per 10k messages")
+            m = _metrics(url)
+            rate = a.rate or flat_rate / 2
+            print(f"paced: {a.paced:,} messages at {rate:,.0f} msg/s ...", flush=True)
+            _load(ctx, broker, devices, a.paced, a.publishers, rate, 0.0)
+            while _metrics(url).get("pantau_messages_acked_total", 0) < a.messages + a.paced:
+                time.sleep(0.25)
+            m2 = _metrics(url)
+            delta = {k: v - m.get(k, 0.0) for k, v in m2.items()}
+            report.append(f"  paced at {rate:,.0f} msg/s, {a.paced:,} messages: "
+                          f"publish-to-stored p50 {_quantile(delta, 0.5) * 1000:.0f} ms, "
+                          f"p99 {_quantile(delta, 0.99) * 1000:.0f} ms; RSS "
+                          f"{_rss_mb(proc.pid)[0]:.0f} MB, peak {_rss_mb(proc.pid)[1]:.0f} MB")
+        return report, _stored(influx, registry)
 
 
 def _stored(influx: Any, registry: Registry) -> int:
