@@ -209,17 +209,27 @@ class Chain:
         """Restore the steps found in ``state``; returns the names of those restored.
 
         Raises `ProcessorError` when the snapshot was taken for other series or another
-        chain (then nothing was restored and the steps keep their fresh state)."""
+        chain, and re-raises what a step raised on a part it cannot take; either way nothing
+        was restored and every step keeps the state it had."""
         found = str(state.get("fingerprint", np.array("")))
         if found != self.fingerprint():
             raise ProcessorError("the state snapshot belongs to another registry or processor "
                                  "chain (series or steps changed)")
+        before = {name: p.state() for name, p in self.stateful.items()}
         restored = []
-        for name, p in self.stateful.items():
-            prefix = f"{name}/"
-            part: State = {k[len(prefix):]: v for k, v in state.items()
-                           if k.startswith(prefix)}
-            if part:
-                p.restore(part)
-                restored.append(name)
+        try:
+            for name, p in self.stateful.items():
+                prefix = f"{name}/"
+                part: State = {k[len(prefix):]: v for k, v in state.items()
+                               if k.startswith(prefix)}
+                if part:
+                    p.restore(part)
+                    restored.append(name)
+        except Exception:
+            # All or nothing: a step that cannot take its part (a snapshot from older code)
+            # must not leave the steps before it restored, or the warm-up would replay the
+            # stored readings on top of state that already holds them.
+            for name in restored:
+                self.stateful[name].restore(before[name])
+            raise
         return restored
