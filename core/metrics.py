@@ -165,23 +165,25 @@ class Metrics:
         return m.value if isinstance(m, Counter | Gauge) else 0.0
 
     def render(self) -> str:
+        """The Prometheus text format: one sort of every series, then one pass (linear in the
+        series: thousands of per-device counters must not hold the event loop)."""
         out: list[str] = []
-        for name in sorted({n for n, _ in self._m}):
-            kind, help_text = self._help[name]
-            out.append(f"# HELP {name} {help_text}")
-            out.append(f"# TYPE {name} {kind}")
-            for (n, labels), m in sorted(self._m.items(), key=lambda kv: kv[0]):
-                if n != name:
-                    continue
-                lab = dict(labels)
-                if isinstance(m, Histogram):
-                    cum = 0
-                    for b, c in zip((*m.buckets, math.inf), m.counts, strict=True):
-                        cum += c
-                        le = 'le="' + _fmt(b) + '"'
-                        out.append(f"{name}_bucket{_labels(lab, le)} {cum}")
-                    out.append(f"{name}_sum{_labels(lab)} {_fmt(m.sum)}")
-                    out.append(f"{name}_count{_labels(lab)} {m.count}")
-                else:
-                    out.append(f"{name}{_labels(lab)} {_fmt(m.value)}")
+        name = ""
+        for (n, labels), m in sorted(self._m.items(), key=lambda kv: kv[0]):
+            if n != name:
+                name = n
+                kind, help_text = self._help[n]
+                out.append(f"# HELP {n} {help_text}")
+                out.append(f"# TYPE {n} {kind}")
+            lab = dict(labels)
+            if isinstance(m, Histogram):
+                cum = 0
+                for b, c in zip((*m.buckets, math.inf), m.counts, strict=True):
+                    cum += c
+                    le = 'le="' + _fmt(b) + '"'
+                    out.append(f"{n}_bucket{_labels(lab, le)} {cum}")
+                out.append(f"{n}_sum{_labels(lab)} {_fmt(m.sum)}")
+                out.append(f"{n}_count{_labels(lab)} {m.count}")
+            else:
+                out.append(f"{n}{_labels(lab)} {_fmt(m.value)}")
         return "\n".join(out) + "\n"

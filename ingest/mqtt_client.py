@@ -9,7 +9,11 @@ else (connect, session, keepalive, subscribe, publish, reconnect):
 - ``_sock_recv`` serves paho's small reads from a 64 KiB buffer filled by one ``recv``, and
   ``loop_read`` then parses every complete QoS 1 PUBLISH in that buffer in one tight loop
   (anything else, and a packet cut by the buffer's end, is left to paho's parser), so it
-  works under paho's own threaded loop as well as under Pantau's asyncio driver;
+  works under paho's own threaded loop as well as under Pantau's asyncio driver. One
+  ``loop_read`` reads the socket at most once: a second read is answered "try again"
+  (`BlockingIOError`, which paho's parser takes as such, keeping a cut packet's first part),
+  so one call handles at most what was buffered plus one read (128 KiB) and returns, however
+  long the backlog in the broker; the socket's next bytes wake the selector again;
 - ``_handle_publish`` hands QoS 1 PUBLISH packets straight to ``fast_handler(topic, payload,
   mid)`` without building an `MQTTMessage` or `Properties` (properties are skipped: Pantau
   sets no Topic Alias Maximum, so every PUBLISH carries its full topic). Other QoS levels,
@@ -25,6 +29,7 @@ real broker.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -50,6 +55,7 @@ class LeanClient(mqtt.Client):
         self._rbuf = b""
         self._rpos = 0
         self._rsock: object = None
+        self._reads_left = 1  # socket reads the current `loop_read` may still make
 
     def ack_many(self, mids: Sequence[int]) -> None:
         """PUBACK every message id in ``mids`` (in order) with a single queued write."""
@@ -64,16 +70,17 @@ class LeanClient(mqtt.Client):
         self._packet_queue(PUBACK, packets.tobytes(), 0, 0)
 
     def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
-        """Read from the socket, then parse everything already buffered: complete QoS 1
-        PUBLISHes in one loop, anything else one packet at a time through paho. Only a packet
-        cut by the end of what was read stays buffered (its rest wakes the selector), or
-        everything while `hold` is set."""
+        """Read from the socket once, then parse everything buffered: complete QoS 1
+        PUBLISHes in one loop, anything else one packet at a time through paho. Only the
+        first part of a packet cut by the end of what was read stays (in paho's parser; its
+        rest wakes the selector), or everything while `hold` is set (see `buffered`)."""
+        self._reads_left = 1
         rc = super().loop_read(max_packets)
         handler = self.fast_handler
-        while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and self.buffered() and not self.hold:
+        while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and self._unparsed() and not self.hold:
             if handler is not None and self._in_packet["command"] == 0:
                 self._rpos = self._parse_publishes(self._rbuf, self._rpos, handler)
-                if not self.buffered() or self.hold:
+                if not self._unparsed() or self.hold:
                     break
             rc = super().loop_read(max_packets)  # one packet (or the cut tail) via paho
         return rc
@@ -103,14 +110,22 @@ class LeanClient(mqtt.Client):
             self._last_bytes_received = time_func()
 
     def buffered(self) -> bool:
-        """True while bytes already read from the socket wait to be parsed: the socket may
-        not become readable again for them, so the caller must keep calling ``loop_read``."""
+        """True while bytes already read from the socket wait to be parsed (after a
+        `loop_read` under `hold`), or TLS has decrypted bytes in hand: the socket may not
+        become readable again for them, so the caller must call ``loop_read`` again."""
+        sock = self._sock
+        return self._unparsed() or (isinstance(sock, ssl.SSLSocket) and sock.pending() > 0)
+
+    def _unparsed(self) -> bool:
         return self._rpos < len(self._rbuf) and self._rsock is self._sock
 
     def _sock_recv(self, bufsize: int) -> bytes:
         if self._rsock is not self._sock:  # a new connection: drop the old one's bytes
             self._rbuf, self._rpos, self._rsock = b"", 0, self._sock
         if self._rpos >= len(self._rbuf):
+            if not self._reads_left:  # this `loop_read` had its read: paho tries again later
+                raise BlockingIOError
+            self._reads_left -= 1
             data: bytes = super()._sock_recv(_READ_SIZE)
             if not data:
                 return data

@@ -1,7 +1,9 @@
 """`LoopDriver`: drives one paho client's socket from the asyncio event loop (no network thread).
 
 paho tells the driver when its socket opens, closes and wants to write; the driver registers
-``loop.add_reader``/``add_writer`` for it, reads and parses in bounded bursts, and stops
+``loop.add_reader``/``add_writer`` for it, makes one bounded `LeanClient.loop_read` per
+wakeup (one socket read: at most 64 KiB, some 400 telemetry messages; so the loop serves
+HTTP, the writer and timers between two reads, however long the broker's backlog), and stops
 reading altogether while paused (back-pressure: unread bytes wait in the socket and the
 broker). Every paho callback, the message handler included, then runs on the loop thread;
 only the connect itself runs in an executor thread, whose socket callbacks are handed to the
@@ -22,8 +24,6 @@ from typing import Any
 from paho.mqtt.enums import MQTTErrorCode
 
 from ingest.mqtt_client import LeanClient
-
-_READS_PER_WAKEUP = 256  # packets read per readable event before yielding to the loop
 
 
 class LoopDriver:
@@ -104,13 +104,12 @@ class LoopDriver:
         self._client.loop_write()
 
     def _readable(self) -> None:
+        """One bounded `LeanClient.loop_read` per wakeup; epoll wakes us for the socket's next
+        bytes, and what is already in hand (TLS) continues after other callbacks had a turn."""
         client = self._client
-        for _ in range(_READS_PER_WAKEUP):
-            if client.loop_read() != MQTTErrorCode.MQTT_ERR_SUCCESS or self._paused:
-                return
-            if not client.buffered():  # what was read is parsed; epoll wakes us for more
-                return
-        if self._loop is not None:  # still buffered: continue after other tasks had a turn
+        if client.loop_read() != MQTTErrorCode.MQTT_ERR_SUCCESS or self._paused:
+            return
+        if client.buffered() and self._loop is not None:
             self._loop.call_soon(self._readable)
 
     def _sync_reader(self) -> None:

@@ -12,16 +12,19 @@ Modules: this one (intake, batching, back-pressure, the writer loop), `ingest.wr
 
 Batching adapts to the writer, as Nagle's algorithm and Telegraf's output buffer do: a batch
 is sealed when it holds ``batch_size`` readings, or ``flush_interval_s`` after its first
-message if the writer is free by then; while the writer is busy (a slow or failing database)
-the open batch keeps growing until the writer is free or the batch is full, so each write
+message if the writer is free by then; while a write is in flight (a slow database) the
+open batch keeps growing until the writer is free or the batch is full, so each write
 carries everything that arrived during the previous one, up to ``batch_size``, instead of one
-flush interval's worth.
+flush interval's worth. While the database fails (the last attempt failed), batches are
+sealed by age again, so reading pauses after ``pending_batches`` and the backlog waits in
+the broker.
 
 Guarantees:
 - A message is acknowledged only after every reading it carried was written (2xx) or
   dead-lettered (fsync'd), never before; a crash before that means the broker redelivers.
-- Memory is bounded: at most ``pending_batches`` sealed batches wait and at most
-  ``max_unacked`` messages are unacknowledged; past either the source is paused and the
+- Memory is bounded: at most ``pending_batches`` sealed batches (of about ``batch_size``
+  readings at most, as the open one) wait and at most ``max_unacked`` messages are
+  unacknowledged; past either the source is paused and the
   rest waits in the broker.
 - Conservation: readings received = written + rejected + duplicate + in flight, each a
   counter in `Metrics`; whole rejected messages are counted by reason.
@@ -85,7 +88,8 @@ HELP: dict[str, tuple[str, str]] = {  # this module's metrics (`Metrics.describe
     "pantau_readings_in_flight": ("gauge", "Readings decoded and not yet written or rejected."),
     "pantau_ingest_delay_seconds": ("histogram", "From a reading's device timestamp to its "
                                     "successful write (includes device clock offset)."),
-    "pantau_queue_batches": ("gauge", "Sealed batches waiting for the writer."),
+    "pantau_queue_batches": ("gauge", "Batches waiting for the writer, the one being written "
+                             "included (and the open one once it is due: it grows meanwhile)."),
     "pantau_reading_paused": ("gauge", "1 while MQTT reading is paused by back-pressure."),
     "pantau_deadletter_records_total": ("counter", "Records appended to the dead-letter file."),
     "pantau_derived_written_total": ("counter", "Derived values (flood stage, indices, "
@@ -239,11 +243,15 @@ class Pipeline:
             self._on_status(topic, payload)
 
     def _aged(self) -> None:
-        """The open batch is ``flush_interval_s`` old: sealed now if the writer is free; else
-        it grows until the writer is (`run`) or it is full (adaptive batching)."""
+        """The open batch is ``flush_interval_s`` old: sealed now if the writer is free, or
+        failing (while the database is down, batches are sealed by age and reading pauses
+        after ``pending_batches``: the backlog is no safer in memory than in the broker);
+        while a write is in flight, it grows until the writer is free (`run`) or it is full
+        (adaptive batching). A due batch counts in ``pantau_queue_batches``: it waits."""
         self._timer = None
-        if self._queue:  # the writer is busy: its current batch is the queue's first
+        if self._queue and self._writer.sink_ok:  # the queue's first is being written
             self._due = True
+            self._g_queue.set(len(self._queue) + 1)
         else:
             self._seal()
 
@@ -254,6 +262,7 @@ class Pipeline:
             self._timer = None
         op = self._open
         if not op.acks:
+            self._g_queue.set(len(self._queue))
             return
         self._open = _Open()
         r = op.rows
@@ -294,7 +303,7 @@ class Pipeline:
                 await self._wakeup.wait()
             await self._handle(self._queue[0])
             self._queue.popleft()
-            self._g_queue.set(len(self._queue))
+            self._g_queue.set(len(self._queue) + self._due)
             self._update_pause()
 
     async def drain(self) -> None:

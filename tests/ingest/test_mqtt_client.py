@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import struct
 import threading
 import time
@@ -116,3 +117,39 @@ def test_real_broker_delivery_manual_ack_and_redelivery(mosquitto: Mosquitto) ->
     pub.disconnect()
     pub.loop_stop()
     assert len(got) == 100
+
+
+def test_one_loop_read_reads_the_socket_once_however_long_the_backlog() -> None:
+    # A backlog far longer than one read, with packets cut by every read's end: each
+    # `loop_read` takes at most one socket read (the event loop gets a turn in between),
+    # and paho's parser completes the cut packets over the following calls.
+    got: list[int] = []
+    c = LeanClient(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5,
+                   fast_handler=lambda t, p, m: got.append(m))
+    n = 3000
+    stream = b"".join(publish_packet("pantau/s/d/telemetry", i % 65535 + 1, b"x" * (50 + i % 97),
+                                     v5=True) for i in range(n))
+    ours, broker = socket.socketpair()
+    ours.setblocking(False)
+    broker.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, len(stream))
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, len(stream))
+    sender = threading.Thread(target=broker.sendall, args=(stream,))
+    sender.start()
+    c._sock = ours  # as paho sets it once connected
+    per_call: list[int] = []
+    calls = 0
+    try:
+        while len(got) < n and calls < 10 * n:
+            before = len(got)
+            assert c.loop_read() == mqtt.MQTT_ERR_SUCCESS
+            per_call.append(len(got) - before)
+            calls += 1
+    finally:
+        sender.join(5)
+        c._sock = None
+        ours.close()
+        broker.close()
+    assert got == [i % 65535 + 1 for i in range(n)]  # all, in order, none twice
+    most = 2 * 65536 // len(publish_packet("pantau/s/d/telemetry", 1, b"x" * 50, v5=True))
+    assert max(per_call) <= most  # bounded: what was buffered plus one read
+    assert len(stream) // 65536 <= calls

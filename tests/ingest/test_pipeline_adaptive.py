@@ -1,7 +1,9 @@
 """Adaptive batching against a slow database: while a write is in flight the open batch grows
 (up to ``batch_size``) instead of being sealed every flush interval, so each write carries what
 arrived during the previous one and throughput does not collapse to one flush interval per
-write. The sink's writes are released by the test, one at a time: no timing assertions."""
+write. While the database is down, batches are sealed by age as before, so reading pauses and
+the backlog waits in the broker. The sink's writes are released by the test, one at a time:
+no timing assertions."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from devices.registry import default_registry_path, load_registry
 from devices.series import SeriesTable
 from ingest.deadletter import DeadLetter
 from ingest.decode import Decoder
+from ingest.errors import SinkError
 from ingest.pipeline import Pipeline
 from processors import ProcessorContext, build_chain
 
@@ -91,14 +94,16 @@ class Device:
             await asyncio.sleep(0.005)  # > flush_interval_s: the age timer fires
 
 
-def make(tmp_path: Path, batch_size: int) -> tuple[Pipeline, Broker, SlowSink, Metrics]:
+def make(tmp_path: Path, batch_size: int, sink: SlowSink | None = None
+         ) -> tuple[Pipeline, Broker, SlowSink, Metrics]:
     table = SeriesTable.from_registry(load_registry(default_registry_path()))
-    broker, sink, metrics = Broker(), SlowSink(), Metrics()
+    broker, sink, metrics = Broker(), sink or SlowSink(), Metrics()
     chain = build_chain(["calibration", "range_check", "dedupe"], ProcessorContext(table))
     p = Pipeline(decoder=Decoder(table), chain=chain, sink=sink,
                  deadletter=DeadLetter(tmp_path / "dl.jsonl", lambda t, b: None, "dl"),
                  metrics=metrics, broker=broker, flush_interval_s=0.001,
-                 batch_size=batch_size, pending_batches=4, clock=lambda: NOW_S * 10**9)
+                 batch_size=batch_size, pending_batches=4, clock=lambda: NOW_S * 10**9,
+                 retry_min_s=0.01, retry_max_s=0.02)
     return p, broker, sink, metrics
 
 
@@ -139,4 +144,38 @@ async def test_while_the_writer_is_busy_batches_grow_up_to_batch_size(tmp_path: 
     await p.drain()
     writer.cancel()
     assert sink.batches == [PER_TICK, 40, 40, 20]
+    assert broker.acked == list(range(1, device.sent + 1))
+
+
+class FailingSink(SlowSink):
+    """The database is down until `heal`: every attempt fails, retryably."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = True
+
+    async def write(self, batch: TelemetryBatch) -> None:
+        if self.down:
+            raise SinkError("connection refused", retryable=True)
+        self.batches.append(len(batch))
+
+
+async def test_while_the_database_is_down_batches_seal_by_age_and_reading_pauses(
+        tmp_path: Path) -> None:
+    sink = FailingSink()
+    p, broker, _, m = make(tmp_path, batch_size=1000, sink=sink)
+    device = Device(p, broker)
+    writer = asyncio.create_task(p.run())
+    for _ in range(10 * TICKS):  # the writer retries; flush intervals pass
+        device.offer(PER_TICK)
+        await asyncio.sleep(0.005)
+        if broker.paused:
+            break
+    # The backlog waits in the broker, not in memory: small batches, then a pause.
+    assert broker.paused and m.value("pantau_queue_batches") == 4
+    assert device.sent < TICKS * PER_TICK
+    sink.down = False
+    await p.drain()
+    writer.cancel()
+    assert sum(sink.batches) == device.sent
     assert broker.acked == list(range(1, device.sent + 1))
