@@ -22,7 +22,10 @@ class Scenario:
     (smoke, ash) added at full strength after ``haze_ramp_h``. ``outage_sites``: districts whose
     network drops (every device there goes offline, LWT) at ``outage_start_h`` for
     ``outage_h``; ``dead_panel_fraction``: devices whose solar panel failed (battery drains
-    until the device dies).
+    until the device dies). Cold chain (`devices.simulator.coldchain`): ``power_cut_sites``
+    Puskesmas lose mains power at ``power_cut_start_h`` for ``power_cut_h`` (their vaccine
+    fridges warm up); ``freeze_fridges`` other fridges get a thermostat stuck on at
+    ``freeze_start_h`` for ``freeze_h`` (they freeze).
     """
 
     name: str
@@ -37,6 +40,12 @@ class Scenario:
     outage_start_h: float = 1.0
     outage_h: float = 2.0
     dead_panel_fraction: float = 0.0
+    power_cut_sites: int = 0
+    power_cut_start_h: float = 1.0
+    power_cut_h: float = 15.0
+    freeze_fridges: int = 0
+    freeze_start_h: float = 1.0
+    freeze_h: float = 5.0
 
 
 SCENARIOS: Mapping[str, Scenario] = {
@@ -44,6 +53,9 @@ SCENARIOS: Mapping[str, Scenario] = {
     "flood": Scenario("flood", storm_rate=1.5, front_mmph=42.0),
     "haze": Scenario("haze", storm_rate=0.0, haze_ug=160.0),
     "outage": Scenario("outage", outage_sites=2, dead_panel_fraction=0.05),
+    # A dry day; mains fails at two Puskesmas for 15 h (their fridges pass +8 degC after ~3 h
+    # and the 10-hour heat alarm after ~14 h); a third fridge's thermostat sticks for 5 h.
+    "power_cut": Scenario("power_cut", storm_rate=0.0, power_cut_sites=2, freeze_fridges=1),
 }
 
 #: Fault kinds and the default fraction of devices that get each (``--fault stuck``).

@@ -9,6 +9,9 @@ Rivers: each gauge holds a linear reservoir fed by the rain over it (time consta
 its flood index is ``(1 - W) * local + W * upstream index LAG earlier``, where the lag is the
 river distance over the wave celerity. Level = base + 1.3 * (awas - base) * tanh(index), so a
 sustained ~25 mm/h reaches Awas and a passing shower only stirs the river.
+
+Vaccine fridges (kind ``cold_chain``) are `devices.simulator.coldchain.ColdChain`: their
+metrics (and their monitors' backup batteries) come from it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from devices.registry import Registry
+from devices.simulator.coldchain import ColdChain
 from devices.simulator.scenarios import Scenario
 
 F = npt.NDArray[np.float64]
@@ -85,6 +89,8 @@ class World:
         self.store = np.zeros(g)
         self.flood = np.zeros(g)
         self.k = 0
+        self.cold = ColdChain(registry, scn, rng, t0)
+        self.soc[self.cold.devices] = self.cold.soc
 
     # -- the weather -----------------------------------------------------------------------
     def _front(self, t: float) -> float:
@@ -133,6 +139,8 @@ class World:
         self.soc = np.clip(self.soc + dt_h * (0.12 * sun * (1 - 0.7 * cloud) * self.panel
                                              - self.drain), 0.0, 1.0)
         self.wind_dir = (self.wind_dir + self.rng.normal(0.0, 3.0, len(self.lat))) % 360.0
+        self.cold.advance(self.t, self.dt, h)
+        self.soc[self.cold.devices] = self.cold.soc
 
     # -- readings --------------------------------------------------------------------------
     def level(self, idx: I) -> F:
@@ -148,7 +156,21 @@ class World:
         return out
 
     def sample(self, metric: str, idx: I) -> F | None:
-        """Noiseless-plus-noise readings of ``metric`` for devices ``idx``; None if unknown."""
+        """Noiseless-plus-noise readings of ``metric`` for devices ``idx``; None if unknown
+        (for all of them: a fridge's metric the fridge model lacks is left to the caller too)."""
+        fridge = self.cold.of[idx]
+        cold = fridge >= 0
+        if not cold.any():
+            return self._sample(metric, idx)
+        got = self.cold.sample(metric, fridge[cold], self.t)
+        rest = self._sample(metric, idx[~cold]) if not cold.all() else np.zeros(0)
+        if got is None or rest is None:
+            return None
+        out = np.empty(len(idx))
+        out[cold], out[~cold] = got, rest
+        return out
+
+    def _sample(self, metric: str, idx: I) -> F | None:
         h, n, r = local_hour(self.t), len(idx), self.rng
         day = math.sin(2 * math.pi * (h - 9.0) / 24.0)
         sun = max(0.0, math.sin(math.pi * (h - 6.0) / 12.0))

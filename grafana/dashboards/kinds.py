@@ -1,6 +1,7 @@
-"""Air quality, Weather, and Traffic and street lights: one time series per metric (a line per
-device), the latest values as a table, and a month of the 1-hour tier. Panels whose field
-the configured chain does not write (EPA AQI under ISPU, say) are left out."""
+"""Air quality, Weather, Traffic and street lights, and the vaccine cold chain: one time series
+per metric (a line per device), the latest values as a table, and a month of the 1-hour tier.
+Panels whose field the configured chain does not write (EPA AQI under ISPU, say) are left
+out. The fridge temperature is drawn over its bands (freezing, +2..+8, too warm)."""
 
 from __future__ import annotations
 
@@ -52,11 +53,19 @@ TRAFFIC: tuple[Metric, ...] = (
     ("street_light", "on", "Street lights on", "short", "last"),
     ("street_light", "fault", "Street lights with a fault", "short", "max"),
 )
+COLD_CHAIN: tuple[Metric, ...] = (
+    ("cold_chain", "temperature_c", "Vaccine fridge temperature", "celsius", "mean"),
+    ("cold_chain", "mains_on", "Mains power on", "short", "min"),
+    ("cold_chain", "door_open", "Door open", "short", "max"),
+    ("cold_chain", "battery_v", "Monitor backup battery", "volt", "mean"),
+)
+VACCINE_BANDS = ((None, "blue"), (2.0, "green"), (8.0, "red"))  # DOMAIN.md: +2 to +8 degC
 BOARDS = {
     "pantau-air-quality": ("Pantau — Air quality", ["air-quality"], AIR),
     "pantau-weather": ("Pantau — Weather", ["weather"], WEATHER),
     "pantau-traffic": ("Pantau — Traffic and street lights", ["traffic", "street-lights"],
                        TRAFFIC),
+    "pantau-cold-chain": ("Pantau — Vaccine cold chain", ["cold-chain"], COLD_CHAIN),
 }
 
 
@@ -82,6 +91,10 @@ def build(src: Sources, uid: str) -> dict[str, Any]:
                                    if field == "ispu" else None, description="ISPU bands in "
                                    "the P.14/2020 colours: " + ", ".join(
                                        f"{n} from {lo:g}" for lo, n, _ in ISPU_BANDS)))
+        elif kind == "cold_chain" and field == "temperature_c":
+            b.add(timeseries_panel(name, [sel], unit=unit, bands=steps(*VACCINE_BANDS),
+                                   description="Vaccines keep at +2 to +8 °C; Dinkes is "
+                                   "alerted after 60 min at or below -0.5 °C or 10 h above +8."))
         else:
             b.add(timeseries_panel(name, [sel], unit=unit, bars=func == "sum"))
     if "air_quality" in kinds and src.has("air_quality", "ispu_critical"):

@@ -142,6 +142,6 @@ def test_cli_provision(shipped: Path, tmp_path: Path,
                        capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["devices", "--registry", str(shipped), "provision", "--out",
                  str(tmp_path / "mqtt")]) == 0
-    assert "47 new users" in capsys.readouterr().out
+    assert "55 new users" in capsys.readouterr().out
     assert {p.name for p in (tmp_path / "mqtt").iterdir()} == {"credentials.json", "passwd",
                                                                 "acl"}

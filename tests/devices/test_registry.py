@@ -30,7 +30,7 @@ def test_shipped_registry_has_every_kind_and_valid_series() -> None:
     reg = load_registry(default_registry_path())
     kinds = {d.kind for d in reg.devices}
     assert kinds == {"river_gauge", "rain_gauge", "air_quality", "weather_station",
-                     "traffic_counter", "street_light"}
+                     "traffic_counter", "street_light", "cold_chain"}
     table = SeriesTable.from_registry(reg)
     assert len(table) == sum(len(d.metrics) for d in reg.devices)
     for d in reg.devices:

@@ -10,7 +10,7 @@ from pantau.cli import main
 def test_check_builds_the_chain(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("ok: 46 devices") and "processors calibration, range_check" in out
+    assert out.startswith("ok: 54 devices") and "processors calibration, range_check" in out
 
 
 def test_check_names_an_unknown_processor(capsys: pytest.CaptureFixture[str],
