@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +19,7 @@ from devices import topics
 from devices.calibration import CalibrationPeriod
 from devices.catalogue import NewDevice, add_device, remove_device
 from devices.registry import Device, Registry, default_registry_path, load_registry
+from devices.simulator.scenarios import SCENARIOS
 
 if TYPE_CHECKING:
     from devices.simulator import Message
@@ -85,8 +86,7 @@ def add_parsers(sub: Any) -> None:
     sim.add_argument("--registry", metavar="YAML", help="registry file (default: configured)")
     sim.add_argument("--credentials", metavar="JSON",
                      help="username -> password (from `pantau devices provision`)")
-    sim.add_argument("--scenario", default="normal",
-                     choices=("normal", "flood", "haze", "outage"))
+    sim.add_argument("--scenario", default="normal", choices=tuple(SCENARIOS))
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--speed", type=float, default=1.0,
                      help="simulated seconds per real second (default 1: real cadences)")
@@ -95,6 +95,10 @@ def add_parsers(sub: Any) -> None:
     sim.add_argument("--duration", type=float, default=0.0,
                      help="simulated seconds to run (default: until Ctrl-C)")
     sim.add_argument("--start", help="simulated start time, ISO 8601 (default: now)")
+    sim.add_argument("--backfill", type=float, default=0.0, metavar="HOURS",
+                     help="start HOURS before now, replay them flat out, then go on live at "
+                     "--speed (--duration counts from then) with the same world: no step "
+                     "between the replay and the live feed, as two runs would make")
     sim.add_argument("--fleet", type=int, default=0, metavar="N",
                      help="grow the registry to N devices (clones near the originals)")
     sim.add_argument("--write-registry", type=Path, metavar="YAML",
@@ -239,7 +243,7 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
     from devices.provision import load_credentials
     from devices.simulator import Simulator, parse_faults
     from devices.simulator.fleet import grow, write_registry
-    from devices.simulator.publish import DevicePublisher, MuxPublisher, run
+    from devices.simulator.publish import DevicePublisher, MuxPublisher, catch_up, run
 
     path = _registry_path(args, settings)
     registry = load_registry(path)
@@ -250,16 +254,26 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
         write_registry(registry, args.write_registry)
         print(f"wrote {len(registry.devices)} devices to {args.write_registry}")
         return 0
+    if args.backfill and (args.start or args.flat_out):
+        raise PantauError("pantau simulate: --backfill starts HOURS before now and then runs "
+                          "live; it takes neither --start nor --flat-out")
     start = (datetime.fromisoformat(args.start).timestamp() if args.start
-             else float(int(time.time())))
+             else float(int(time.time())) - args.backfill * 3600)
     sim = Simulator(registry, scenario_name=args.scenario, seed=args.seed, start_s=start,
                     faults=parse_faults(args.fault), rivers=rivers,
                     prefix=settings.mqtt.topic_prefix)
     opts = {"speed": args.speed, "flat_out": args.flat_out, "duration_s": args.duration}
+
+    def go(publish: Callable[[Message], None], pump: Callable[[], None] = lambda: None
+           ) -> dict[str, int]:
+        if args.backfill:  # the past flat out, then the same world live
+            catch_up(sim, publish, pump=pump)
+        return run(sim, publish, pump=pump, **opts)
+
     if args.dry_run:
         def show(m: Message) -> None:
             print(m.topic, m.payload.decode("utf-8", "replace"))
-        run(sim, show, **opts)
+        go(show)
         return 0
     if not args.credentials:
         raise PantauError("pantau simulate: --credentials is required (or --dry-run)")
@@ -273,7 +287,7 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
     else:
         pub = DevicePublisher(host, port, sim, creds)
     try:
-        counts = run(sim, pub.publish, pump=pub.pump, **opts)
+        counts = go(pub.publish, pub.pump)
     finally:
         pub.close()
     print(f"simulate: done, {counts}")

@@ -10,11 +10,14 @@
 
 Both publish at QoS 1 and bound the unacknowledged messages (paho silently drops QoS 1
 beyond 65,535 queued: DESIGN.md): `publish` blocks, pumping the network, while the bound is
-reached. `run()` paces a `Simulator` against an injected clock.
+reached. `run()` paces a `Simulator` against an injected clock; `catch_up()` replays a
+simulator that starts in the past flat out until it reaches the wall clock, so the same
+world (rivers, batteries, fridges) then goes on live without a step.
 """
 
 from __future__ import annotations
 
+import math
 import selectors
 import socket
 import time
@@ -180,3 +183,19 @@ def run(sim: Simulator, publish: Callable[[Message], None] | None, *, pump: Call
         if not flat_out and target < sim.now_s + sim.tick_s:
             sleep(min(0.05, sim.tick_s / max(speed, 1e-9)))
     return dict(sim.counts)
+
+
+def catch_up(sim: Simulator, publish: Callable[[Message], None] | None, *,
+             pump: Callable[[], None] = lambda: None, wall: Callable[[], float] = time.time,
+             report: Callable[[str], None] = print, every_s: float = 5.0) -> int:
+    """Replay ``sim`` flat out until its clock is within one tick of ``wall()`` (epoch
+    seconds), in passes: the replay itself takes time, which the next pass replays (it stops
+    early if a pass could not shrink the gap: publishing slower than real time). Returns the
+    passes made (0 when it was not behind). Then `run` at speed 1 continues the same world
+    live: no fresh start, so no jump in any level."""
+    passes, last = 0, math.inf
+    while sim.tick_s <= (behind := wall() - sim.now_s) < last:
+        run(sim, publish, pump=pump, flat_out=True, duration_s=behind, report=report,
+            every_s=every_s)
+        passes, last = passes + 1, behind
+    return passes
