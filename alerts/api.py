@@ -11,7 +11,8 @@
 - ``POST /api/alerts/{id}/ack`` with JSON ``{"who": "...", "comment": "..."}``: acknowledge a
   firing alert (409 when it is not firing, or already acknowledged).
 
-`ack_links` at ``/ack`` (no token: the signed link is the authority, `alerts.links`):
+`ack_links` at ``/ack``, a public sub-app (no token: the signed link is the authority,
+`alerts.links`):
 ``GET /ack/{token}`` shows a confirmation page and changes nothing (mail scanners follow
 links); only its form's ``POST /ack/{token}`` acknowledges. Forged, expired or already used
 links are refused (403, 410, 409) with a page saying so.

@@ -189,9 +189,10 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None,
         app = build_app(metrics, [Check("mqtt", mqtt_check), Check("database", db_check),
                                   Check("deadletter", deadletter_check)],
                         [SubApp(DEVICES_API, devices_api(registry, status), write_role="admin"),
-                         SubApp("/api/alerts", alerts.api(), write_role="operator")],
+                         SubApp("/api/alerts", alerts.api(), write_role="operator"),
+                         # no token: each signed link is its own authority
+                         SubApp("/ack", alerts.links(), public=True)],
                         tokens=tokens)
-        app.add_subapp("/ack", alerts.links())  # no token: the signed link is the authority
         http = await start_http(app, settings.http.host, settings.http.port)
         log.info("Pantau is up: %d devices, %d series; HTTP on http://%s/ (metrics, readyz, "
                  "api/devices); dead letters in %s", len(registry.devices), len(table),

@@ -23,6 +23,12 @@ one with ``add_subapp``. The contract for a contributed app:
   enforced for it by `pantau.http_auth` with the tokens of `pantau.tokens`;
 - it validates its query parameters and bodies, and answers 400 naming the bad one.
 
+A *public* sub-app (``SubApp(..., public=True)``) is the exception: no token is asked for,
+because each request carries its own authority, which the app checks (the alerts' one-click
+acknowledgement links, ``/ack``: an HMAC-signed, expiring link that works from a phone's mail
+or chat app, where no bearer token can be). It may answer HTML, and it never lives under
+``/api``, where every route needs a token.
+
 For every route, contributed or not: a request body above `MAX_BODY_BYTES` is a 413; any
 failure is JSON ``{"error": "..."}`` (aiohttp's own 404/405/413 included); an exception in a
 handler is logged with its traceback and answered 500 ``{"error": "internal error"}``, never
@@ -62,17 +68,22 @@ class Check:
 class SubApp:
     """A package's contribution to the HTTP API: ``app`` served under ``prefix`` (e.g.
     ``/api/devices``: starts with ``/``, no trailing ``/``); a caller needs ``read_role`` for
-    GET and HEAD and ``write_role`` for any other method."""
+    GET and HEAD and ``write_role`` for any other method, unless ``public``: then no token is
+    checked (the app authenticates each request itself; not under ``/api``)."""
 
     prefix: str
     app: web.Application
     read_role: Role = "viewer"
     write_role: Role = "admin"
+    public: bool = False
 
     def __post_init__(self) -> None:
         if not self.prefix.startswith("/") or self.prefix.endswith("/"):
             raise ValueError(f"sub-app prefix {self.prefix!r}: must start with '/' and not "
                              "end with one")
+        if self.public and (self.prefix + "/").startswith("/api/"):
+            raise ValueError(f"sub-app prefix {self.prefix!r}: a public sub-app cannot live "
+                             "under /api, where every route needs a token")
 
 
 def _errors_middleware(metrics: Metrics) -> Middleware:
@@ -115,8 +126,8 @@ def _message(e: web.HTTPException, request: web.Request) -> str:
 
 def build_app(metrics: Metrics, checks: Sequence[Check], subapps: Sequence[SubApp] = (), *,
               tokens: TokenFile) -> web.Application:
-    """The root app: Pantau's own routes, then each of ``subapps`` mounted at its prefix and
-    guarded by ``tokens`` (see `pantau.http_auth`)."""
+    """The root app: Pantau's own routes, then each of ``subapps`` mounted at its prefix and,
+    unless public, guarded by ``tokens`` (see `pantau.http_auth`)."""
     metrics.describe(HELP)
 
     async def healthz(request: web.Request) -> web.Response:
@@ -132,7 +143,7 @@ def build_app(metrics: Metrics, checks: Sequence[Check], subapps: Sequence[SubAp
         return web.Response(text=metrics.render(), content_type="text/plain",
                             charset="utf-8", headers={"X-Content-Type-Options": "nosniff"})
 
-    policies = {id(sub.app): sub for sub in subapps}
+    policies = {id(sub.app): sub for sub in subapps if not sub.public}
     app = web.Application(client_max_size=MAX_BODY_BYTES,
                           middlewares=[_errors_middleware(metrics),
                                        auth_middleware(tokens, policies)])

@@ -3,8 +3,8 @@
 `auth_middleware` looks up the sub-app a request was routed to (``request.match_info.apps``)
 and the role its record asks for the method (``read_role`` for GET and HEAD, ``write_role``
 otherwise), then the ``Authorization: Bearer <token>`` header against `pantau.tokens`. Routes
-outside every sub-app (``/healthz``, ``/readyz``, ``/metrics``, and 404/405 answers) pass
-unchecked. Refusals are JSON ``{"error": ...}``:
+outside every guarded sub-app (``/healthz``, ``/readyz``, ``/metrics``, public sub-apps such as
+``/ack``, and 404/405 answers) pass unchecked. Refusals are JSON ``{"error": ...}``:
 
 - 401 with ``WWW-Authenticate: Bearer`` when no token file exists yet (the message says how to
   create one), when the header is missing or not a bearer token, or when the token is unknown,
@@ -53,7 +53,8 @@ def _refuse(status: int, message: str, *, error: str = "") -> web.Response:
 
 
 def auth_middleware(tokens: TokenFile, policies: Mapping[int, Policy]) -> Middleware:
-    """``policies``: ``id(sub-app)`` -> its roles, for every mounted sub-app."""
+    """``policies``: ``id(sub-app)`` -> its roles, for every mounted sub-app that needs a
+    token (a public one has no entry)."""
     last_problem = ""
 
     @web.middleware

@@ -17,6 +17,8 @@ from alerts.service import AlertService
 from alerts.settings import AlertSettings
 from core.metrics import Metrics
 from pantau.devstack.packages import ensure_packages
+from pantau.http_api import SubApp, build_app
+from pantau.tokens import TokenFile
 from tests.alerts.browser import chromium
 from tests.alerts.helpers import S, chain, stored
 
@@ -75,18 +77,24 @@ async def test_get_shows_a_page_only_post_acknowledges_and_replay_is_refused(
     service, aid = firing_service(tmp_path)
     token = link_of(service, aid)
     book: Book = service.book
-    async with TestServer(service.links()) as server, aiohttp.ClientSession() as http:
-        async with http.get(server.make_url(f"/{token}")) as r:
+    tokens = TokenFile(tmp_path / "api-tokens.json")
+    tokens.create("grafana", "viewer")  # tokens exist: the API asks for one, the link does not
+    app = build_app(Metrics(), [], [SubApp("/api/alerts", service.api(), write_role="operator"),
+                                    SubApp("/ack", service.links(), public=True)], tokens=tokens)
+    async with TestServer(app) as server, aiohttp.ClientSession() as http:
+        async with http.get(server.make_url("/api/alerts")) as r:
+            assert r.status == 401
+        async with http.get(server.make_url(f"/ack/{token}")) as r:
             assert r.status == 200 and "<form method=\"post\">" in await r.text()
         assert not book.alerts[aid].acked_by  # a mail scanner following the link: nothing
-        async with http.post(server.make_url(f"/{token}"), data={"who": "Sari"}) as r:
+        async with http.post(server.make_url(f"/ack/{token}"), data={"who": "Sari"}) as r:
             assert r.status == 200, await r.text()
         assert book.alerts[aid].acked_by == "Sari"
         book.alerts[aid].acked_by = ""  # even if the alert were open again, the link is spent
-        async with http.post(server.make_url(f"/{token}"), data={"who": "Eve"}) as r:
+        async with http.post(server.make_url(f"/ack/{token}"), data={"who": "Eve"}) as r:
             assert r.status == 409 and "already used" in await r.text()
         forged = token[:-1] + ("Q" if token[-1] != "Q" else "g")
-        async with http.post(server.make_url(f"/{forged}"), data={"who": "Eve"}) as r:
+        async with http.post(server.make_url(f"/ack/{forged}"), data={"who": "Eve"}) as r:
             assert r.status == 403
     service.close()
 

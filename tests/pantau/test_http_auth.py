@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from core.metrics import Metrics
-from pantau.http_api import Check, SubApp, build_app
+from pantau.http_api import MAX_BODY_BYTES, Check, SubApp, build_app
 from pantau.http_auth import TOKEN
 from pantau.tokens import TokenFile
 
@@ -24,6 +24,20 @@ def echo_app() -> web.Application:
     app = web.Application()
     app.router.add_get("", who)
     app.router.add_post("", who)
+    return app
+
+
+def link_app() -> web.Application:
+    """A public sub-app: its own authority (here: the path), no bearer token."""
+    async def page(request: web.Request) -> web.Response:
+        if request.match_info["link"] != "signed":
+            return web.Response(status=403, text="<p>forged</p>", content_type="text/html")
+        return web.Response(text=f"<p>{request.method} ok, token: {TOKEN in request}</p>",
+                            content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/{link}", page)
+    app.router.add_post("/{link}", page)
     return app
 
 
@@ -47,7 +61,8 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
     tokens = TokenFile(tmp_path / "state" / "api-tokens.json")
     app = build_app(Metrics(), [Check("mqtt", ok)],
                     [SubApp("/api/devices", echo_app(), write_role="admin"),
-                     SubApp("/api/alerts", echo_app(), write_role="operator")], tokens=tokens)
+                     SubApp("/api/alerts", echo_app(), write_role="operator"),
+                     SubApp("/ack", link_app(), public=True)], tokens=tokens)
     async with TestClient(TestServer(app)) as client:
         yield Api(client, tokens)
 
@@ -126,3 +141,28 @@ async def test_an_unusable_token_file_is_a_503_with_the_reason_only_in_the_log(
     assert str(api.tokens.path) not in body["error"]
     api.tokens.path.chmod(0o600)
     assert await api.call("GET", "/api/devices", token) == {"name": "alice"}
+
+
+@pytest.mark.parametrize("tokens", [pytest.param(False, id="no-token-file"),
+                                    pytest.param(True, id="tokens-exist")])
+async def test_a_public_sub_app_needs_no_token_and_the_api_still_does(api: Api,
+                                                                      tokens: bool) -> None:
+    if tokens:
+        api.tokens.create("alice", "admin")
+    for method in ("GET", "POST"):
+        r = await api.client.request(method, "/ack/signed")
+        assert r.status == 200 and await r.text() == f"<p>{method} ok, token: False</p>"
+    r = await api.client.post("/ack/forged")  # the app's own refusal, as it wrote it
+    assert r.status == 403 and r.content_type == "text/html"
+    assert (await api.client.get("/api/devices")).status == 401
+    r = await api.client.get("/ack/signed/more")  # the root's errors cover it too
+    assert r.status == 404 and (await r.json())["error"] == "no such resource: /ack/signed/more"
+    r = await api.client.post("/ack/signed", data=b"x" * (MAX_BODY_BYTES + 1))
+    assert r.status == 413
+
+
+@pytest.mark.parametrize("prefix", ["/api", "/api/ack"])
+def test_a_public_sub_app_cannot_live_under_api(prefix: str) -> None:
+    with pytest.raises(ValueError, match="public"):
+        SubApp(prefix, web.Application(), public=True)
+    SubApp("/apis", web.Application(), public=True)  # only a name that looks alike
