@@ -6,13 +6,13 @@ PUBLISH; on this project's 2-core reference machine that caps a bare paho v5 sub
 near 8,000 messages/s. Two overrides remove most of that cost while paho keeps everything
 else (connect, session, keepalive, subscribe, publish, reconnect):
 
-- ``_sock_recv`` serves paho's small reads from a 64 KiB buffer filled by one ``recv``, and
+- ``_sock_recv`` serves paho's small reads from a 16 KiB buffer filled by one ``recv``, and
   ``loop_read`` then parses every complete QoS 1 PUBLISH in that buffer in one tight loop
   (anything else, and a packet cut by the buffer's end, is left to paho's parser), so it
   works under paho's own threaded loop as well as under Pantau's asyncio driver. One
   ``loop_read`` reads the socket at most once: a second read is answered "try again"
   (`BlockingIOError`, which paho's parser takes as such, keeping a cut packet's first part),
-  so one call handles at most what was buffered plus one read (128 KiB) and returns, however
+  so one call handles at most what was buffered plus one read (32 KiB) and returns, however
   long the backlog in the broker; the socket's next bytes wake the selector again;
 - ``_handle_publish`` hands QoS 1 PUBLISH packets straight to ``fast_handler(topic, payload,
   mid)`` without building an `MQTTMessage` or `Properties` (properties are skipped: Pantau
@@ -41,7 +41,9 @@ from paho.mqtt.exception import MalformedPacket
 
 FastHandler = Callable[[str, bytes, int], None]
 
-_READ_SIZE = 65536
+# One read per `loop_read`: some 140 telemetry messages, a few ms of the event loop (a
+# bigger read held it for 100-170 ms under the fault suite's overload on 2 loaded cores).
+_READ_SIZE = 16384
 
 
 class LeanClient(mqtt.Client):

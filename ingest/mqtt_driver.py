@@ -2,7 +2,7 @@
 
 paho tells the driver when its socket opens, closes and wants to write; the driver registers
 ``loop.add_reader``/``add_writer`` for it, makes one bounded `LeanClient.loop_read` per
-wakeup (one socket read: at most 64 KiB, some 400 telemetry messages; so the loop serves
+wakeup (one socket read: at most 16 KiB, some 140 telemetry messages; so the loop serves
 HTTP, the writer and timers between two reads, however long the broker's backlog), and stops
 reading altogether while paused (back-pressure: unread bytes wait in the socket and the
 broker). Every paho callback, the message handler included, then runs on the loop thread;
