@@ -5,7 +5,8 @@ so Grafana draws annotations and state timelines beside the data.
 
 `AlertEvents` is a `alerts.lifecycle.Book` listener that queues the lines (bounded: the oldest
 are dropped and counted when the database stays away) and `flush` writes them in one request
-through ``post`` (the InfluxDB sink's line writer: one attempt, `ingest.errors.SinkError`).
+through a `ingest.influx_sink.LineWriter` (the InfluxDB sink Pantau writes its readings with:
+the same URL, credentials and database or bucket; one attempt, `ingest.errors.SinkError`).
 """
 
 from __future__ import annotations
@@ -13,24 +14,28 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from collections.abc import Awaitable, Callable
 
 from alerts.lifecycle import Alert
 from alerts.store import Event
 from core.metrics import Metrics
 from ingest.errors import SinkError
-from ingest.influx_sink import InfluxSink, InfluxV2Sink
+from ingest.influx_sink import LineWriter
 from ingest.lineproto import escape_key, escape_measurement
 from ingest.schema import ALERTS_FIELDS, ALERTS_MEASUREMENT, ALERTS_TAGS
 
 log = logging.getLogger("pantau.alerts")
 HELP = {"pantau_alert_events_total": ("counter", "Alert transitions written to InfluxDB "
-                                      "(measurement alerts), by result (written, dropped).")}
-Post = Callable[[bytes], Awaitable[None]]
+                                      "(measurement alerts), by result (written; dropped: the "
+                                      "queue was full; refused: InfluxDB called them bad data)."
+                                      )}
 
 
 def _string(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") + '"'
+    """A string field: quotes and backslashes escaped, line breaks made spaces (a break would
+    end the point)."""
+    for old, new in (("\\", "\\\\"), ('"', '\\"'), ("\r\n", " "), ("\n", " "), ("\r", " ")):
+        text = text.replace(old, new)
+    return f'"{text}"'
 
 
 def line(event: Event) -> str:
@@ -46,21 +51,10 @@ def line(event: Event) -> str:
     return f"{escape_measurement(ALERTS_MEASUREMENT)}{tag_text} {','.join(fields)} {event.ts_ns}"
 
 
-def via_sink(sink: InfluxSink) -> Post:
-    """Post lines through the sink Pantau writes its readings with: the same URL, user or
-    token, database or bucket and error mapping, one attempt per call. (The sinks have no
-    public method for lines that are not readings; this uses their request path.)"""
-    where = f"{sink._where} (alert events)"
-    if isinstance(sink, InfluxV2Sink):
-        bucket = sink.settings.bucket
-        return lambda body: sink._post(body, bucket, where)
-    params = sink._params
-    return lambda body: sink._post(body, params, where)
-
-
 class AlertEvents:
-    def __init__(self, post: Post, metrics: Metrics, *, max_queued: int = 100_000) -> None:
-        self._post, self._m = post, metrics
+    def __init__(self, writer: LineWriter, metrics: Metrics, *, max_queued: int = 100_000
+                 ) -> None:
+        self._writer, self._m = writer, metrics
         metrics.describe(HELP)
         self._queue: deque[str] = deque(maxlen=max_queued)
 
@@ -70,15 +64,24 @@ class AlertEvents:
         self._queue.append(line(event))
 
     async def flush(self) -> None:
-        """Write what is queued (one attempt); on failure it stays queued for the next."""
+        """Write what is queued (one attempt). On a retryable failure it stays queued for the
+        next flush; lines the database refuses as bad data are dropped, counted and logged
+        (kept, they would block every later event)."""
         if not self._queue:
             return
         lines = list(self._queue)
+        self._queue.clear()
         try:
-            await self._post(("\n".join(lines) + "\n").encode())
+            await self._writer.write_lines(lines, label="alert events")
         except SinkError as e:
-            log.warning("alert events not written to InfluxDB yet: %s", e)
+            if e.retryable:
+                log.warning("alert events not written to InfluxDB yet: %s", e)
+                over = len(lines) + len(self._queue) - (self._queue.maxlen or 0)
+                if over > 0:  # extendleft drops the newest beyond maxlen
+                    self._m.counter("pantau_alert_events_total", result="dropped").inc(over)
+                self._queue.extendleft(reversed(lines))  # before what came meanwhile
+                return
+            log.error("%d alert events refused by InfluxDB and dropped: %s", len(lines), e)
+            self._m.counter("pantau_alert_events_total", result="refused").inc(len(lines))
             return
-        for _ in lines:
-            self._queue.popleft()
         self._m.counter("pantau_alert_events_total", result="written").inc(len(lines))

@@ -22,7 +22,7 @@ from alerts.api import ack_links, alerts_api
 from alerts.compile import Check, compile_rules
 from alerts.delivery import Delivery
 from alerts.evaluate import Evaluator
-from alerts.events import AlertEvents, Post
+from alerts.events import AlertEvents
 from alerts.lifecycle import Alert, Book
 from alerts.links import load_key
 from alerts.rules import RuleSet
@@ -34,6 +34,7 @@ from core.reasons import Reason
 from core.stored import Stored
 from devices.series import SeriesTable
 from devices.status import Transition
+from ingest.influx_sink import LineWriter
 
 Probe = Callable[[], float]
 
@@ -68,7 +69,7 @@ def per_minute(total: Probe, clock: Callable[[], int]) -> Probe:
 class AlertService:
     def __init__(self, settings: AlertSettings, table: SeriesTable, *, state_dir: str | Path,
                  metrics: Metrics, health: Mapping[str, Probe] | None = None,
-                 post_events: Post | None = None,
+                 events_to: LineWriter | None = None,
                  clock: Callable[[], int] = time.time_ns) -> None:
         self.settings, self.clock = settings, clock
         self.state_dir = Path(state_dir)
@@ -80,8 +81,8 @@ class AlertService:
         self.health = dict(health or {})
         self.key = b""
         self._metrics = metrics
-        self.events = AlertEvents(post_events, metrics) \
-            if post_events is not None and settings.influx_events else None
+        self.events = AlertEvents(events_to, metrics) \
+            if events_to is not None and settings.influx_events else None
         if self.events is not None:
             self.book.subscribe(self.events)
         self.delivery: Delivery | None = None

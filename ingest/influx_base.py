@@ -1,9 +1,11 @@
 """What the two InfluxDB sinks share: the encoders for one series table (`LineEncoder`,
-`TierEncoder`) and the errors of a body that cannot be encoded or a tier with nowhere to go.
-The sinks' contract is in `ingest.influx_sink`.
+`TierEncoder`), the body of raw lines (`write_lines`), and the errors of a body that cannot be
+encoded or a tier with nowhere to go. The sinks' contract is in `ingest.influx_sink`.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from core.batch import TelemetryBatch
 from devices.series import SeriesTable
@@ -40,3 +42,13 @@ class SinkBase:
             return self.encoder.encode(batch)
         except ValueError as e:
             raise SinkError(f"{where}: cannot encode: {e}", retryable=False) from e
+
+    @staticmethod
+    def _lines_body(lines: Sequence[str], where: str) -> bytes:
+        """One request body of ``lines``; a line that is empty or holds a line break (two
+        points, or a broken one, in InfluxDB's eyes) is refused whole: ``retryable=False``."""
+        for i, line in enumerate(lines):
+            if not line.strip() or "\n" in line or "\r" in line:
+                raise SinkError(f"{where}: line {i} is empty or holds a line break: "
+                                f"{line[:80]!r}", retryable=False)
+        return ("\n".join(lines) + "\n").encode() if lines else b""

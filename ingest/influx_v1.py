@@ -3,6 +3,7 @@ aiohttp. Contract and errors: `ingest.influx_sink`, `ingest.influx_errors`."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Self
 
@@ -55,6 +56,10 @@ class InfluxV1Sink(SinkBase):
 
     async def write(self, batch: TelemetryBatch) -> None:
         await self._post(self._body(batch, self._where), self._params, self._where)
+
+    async def write_lines(self, lines: Sequence[str], *, label: str = "lines") -> None:
+        await self._post(self._lines_body(lines, f"{self._where} ({label})"), self._params,
+                         f"{self._where} ({label})")
 
     async def write_tier(self, tier: Tier) -> None:
         rp = tier_target(self.settings, tier.resolution_s)

@@ -3,6 +3,7 @@ org + bucket + token). Contract and errors: `ingest.influx_sink`, `ingest.influx
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Self
 
@@ -51,6 +52,10 @@ class InfluxV2Sink(SinkBase):
 
     async def write(self, batch: TelemetryBatch) -> None:
         await self._post(self._body(batch, self._where), self.settings.bucket, self._where)
+
+    async def write_lines(self, lines: Sequence[str], *, label: str = "lines") -> None:
+        where = f"{self._where} ({label})"
+        await self._post(self._lines_body(lines, where), self.settings.bucket, where)
 
     async def write_tier(self, tier: Tier) -> None:
         bucket = tier_target(self.settings, tier.resolution_s)

@@ -15,7 +15,6 @@ import time
 from collections.abc import Awaitable
 from pathlib import Path
 
-from alerts.events import via_sink
 from alerts.service import AlertService, per_minute, rejected_messages
 from core.metrics import Metrics
 from devices.api import PREFIX as DEVICES_API
@@ -130,7 +129,7 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None,
         await status.open()
         alerts = AlertService(
             settings.alerts, chain.table, state_dir=settings.state_dir, metrics=metrics,
-            post_events=via_sink(sink), health={
+            events_to=sink, health={
                 "writes_failing": lambda: float(not pipeline.sink_ok),
                 "broker_disconnected": lambda: float(not source.connected),
                 "deadletter_per_min": per_minute(rejected_messages(metrics), time.time_ns)})
