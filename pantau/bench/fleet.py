@@ -9,7 +9,9 @@
    ``start + offset + k * interval_s``, in time order, so a 60 s gauge sends five times as
    often as a 300 s air-quality station; ``start`` such that the last is just before now).
    At every ``--every`` acknowledged messages it prints the throughput, Pantau's CPU seconds
-   per 10,000 messages and its RSS over that stretch.
+   per 10,000 messages and its RSS over that stretch. "Flat out" is held within `LEAD`
+   messages of Pantau's acks: further ahead, the broker's queue for Pantau would overflow
+   and drop messages (it did, at 1.17 of 1.5 million, before this bound).
 4. Paced: ``--paced`` messages at half the flat-out rate (or ``--rate``), stamped with the
    sending time (the only way a device timestamp measures publish-to-stored latency: a fleet
    that sends 12,000 messages/s at its real cadence would have a million devices), and the
@@ -34,26 +36,48 @@ from pantau.bench.fleet_load import Device, device_specs, publish_fleet, schedul
 from pantau.settings import Settings
 
 SPINE = "calibration,range_check,dedupe"
+LEAD = 200_000  # messages the publishers may be ahead of Pantau (the broker queues 1,000,000)
 
 
 def _load(ctx: Any, broker: Any, devices: list[Device], n: int, publishers: int,
-          rate: float, span_s: float) -> None:
-    """``n`` messages from ``publishers`` processes (each owning every publishers-th device)."""
+          rate: float, span_s: float, allowed: Any = None) -> None:
+    """``n`` messages from ``publishers`` processes (each owning every publishers-th device);
+    ``allowed``: see `publish_fleet`."""
     user, pw = broker.admin
     parts = [devices[k::publishers] for k in range(publishers)]
     share = [round(n * sum(1 / d.interval_s for d in p) / sum(1 / d.interval_s for d in devices))
              for p in parts]
     share[-1] = n - sum(share[:-1])
-    with ctx.Pool(publishers) as pool:
-        jobs = [pool.apply_async(publish_fleet, (broker.host, broker.port, user, pw, p, m, k,
-                                                 rate / publishers, span_s))
-                for k, (p, m) in enumerate(zip(parts, share, strict=True))]
-        for j in jobs:
-            j.get(timeout=24 * 3600)
+    procs = [ctx.Process(target=publish_fleet, args=(
+        broker.host, broker.port, user, pw, p, m, k, rate / publishers, span_s, allowed, m / n))
+        for k, (p, m) in enumerate(zip(parts, share, strict=True))]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join()
+    if any(proc.exitcode for proc in procs):
+        raise RuntimeError(f"a publisher failed: exit codes {[p.exitcode for p in procs]}")
+
+
+def _flat_out(ctx: Any, broker: Any, devices: list[Device], n: int, publishers: int,
+              span_s: float) -> tuple[Any, list[BaseException]]:
+    """`_load` flat out in a thread, held within `LEAD` of Pantau's acks through the shared
+    value it returns (that `_watch` keeps up to date), with the list its error lands in."""
+    allowed, failed = ctx.Value("q", LEAD), []
+
+    def load() -> None:
+        try:
+            _load(ctx, broker, devices, n, publishers, 0.0, span_s, allowed)
+        except BaseException as e:  # _watch raises it
+            failed.append(e)
+
+    threading.Thread(target=load, daemon=True).start()
+    return allowed, failed
 
 
 def _watch(proc: Any, url: str, total: int, every: int, t_start: float,
-           failed: list[BaseException] | None = None) -> list[str]:
+           failed: list[BaseException] | None = None, allowed: Any = None,
+           base: int = 0) -> list[str]:
     """Poll /metrics twice a second until ``total`` messages are acknowledged; a line per
     ``every`` of them: rate, CPU per 10,000 messages and RSS over that stretch."""
     from pantau.bench import _cpu_s, _metrics
@@ -71,6 +95,8 @@ def _watch(proc: Any, url: str, total: int, every: int, t_start: float,
                 raise RuntimeError("pantau run exited during the benchmark") from None
             stalls += 5.0
             continue
+        if allowed is not None:  # the publishers may stay LEAD messages ahead of the acks
+            allowed.value = acked - base + LEAD
         if mark[0] == 0 and 0 < acked < total:  # stretches start at the first ack seen,
             mark = (acked, time.perf_counter(), _cpu_s(proc.pid))  # not at the publishers'
             continue                                                # start-up
@@ -179,10 +205,10 @@ def _phases(a: argparse.Namespace, ctx: Any, broker: Any, influx: Any, registry_
                                 work / "spine.log", PANTAU_MQTT_CLIENT_ID="bench-spine",
                                 PANTAU_INGEST_PROCESSORS=SPINE) as (proc, url):
                 t = time.perf_counter()
-                _load(ctx, broker, devices, baseline, a.publishers, 0.0,
-                      schedule_span_s(devices, baseline))
+                allowed, failed = _flat_out(ctx, broker, devices, baseline, a.publishers,
+                                            schedule_span_s(devices, baseline))
                 report += ["  spine chain (baseline, own process):",
-                           *_watch(proc, url, baseline, baseline, t)]
+                           *_watch(proc, url, baseline, baseline, t, failed, allowed)]
         influx.create_database("fleet")
         influx.create_tiers("fleet")
         with running_pantau(broker, influx, "fleet", registry_path, work / "pantau.log",
@@ -192,18 +218,8 @@ def _phases(a: argparse.Namespace, ctx: Any, broker: Any, influx: Any, registry_
                   "out ...", flush=True)
             report.append(f"  default chain, flat out (idle RSS {rss0:.0f} MB):")
             t, cpu0 = time.perf_counter(), _cpu_s(proc.pid)
-            failed: list[BaseException] = []
-
-            def flat_out() -> None:
-                try:
-                    _load(ctx, broker, devices, a.messages, a.publishers, 0.0, span)
-                except BaseException as e:  # _watch raises it
-                    failed.append(e)
-
-            pub = threading.Thread(target=flat_out, daemon=True)
-            pub.start()
-            report += _watch(proc, url, a.messages, every, t, failed)
-            pub.join()
+            allowed, failed = _flat_out(ctx, broker, devices, a.messages, a.publishers, span)
+            report += _watch(proc, url, a.messages, every, t, failed, allowed)
             seconds, cpu = time.perf_counter() - t, _cpu_s(proc.pid) - cpu0
             flat_rate = a.messages / seconds
             report.append(f"    whole run: {flat_rate:,.0f} msg/s, "

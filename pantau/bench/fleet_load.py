@@ -16,6 +16,7 @@ import socket
 import struct
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -77,11 +78,17 @@ def _schedule(devices: list[Device], n: int, span_s: float) -> tuple[I64, I64, I
 
 
 def publish_fleet(host: str, port: int, user: str, password: str, devices: list[Device],
-                  n: int, index: int, rate: float = 0.0, span_s: float = 0.0) -> dict[str, float]:
+                  n: int, index: int, rate: float = 0.0, span_s: float = 0.0,
+                  allowed: Any = None, share: float = 1.0) -> dict[str, float]:
     """Publish ``n`` QoS 1 messages of ``devices`` (owned by this publisher alone) in time order
     at ``rate`` messages/s (0: flat out), stamped at their cadence over ``span_s`` seconds
     ending now, or with the sending time when ``span_s`` is 0. The raw-socket MQTT 3.1.1
-    client of `pantau.bench.load.publish` (pipelined, at most `WINDOW` unacknowledged)."""
+    client of `pantau.bench.load.publish` (pipelined, at most `WINDOW` unacknowledged).
+
+    ``allowed`` (a shared ``multiprocessing.Value``, set by the caller from Pantau's acks):
+    how many messages all publishers together may have sent so far, of which this one sends
+    its ``share``. Flat out and unbounded, the publishers outrun Pantau by more than the
+    broker queues for it (``max_queued_messages``), and the broker drops the rest."""
     if n <= 0:
         return {"sent": 0, "seconds": 0.0}
     dev, k, t_us = _schedule(devices, n, span_s or schedule_span_s(devices, n))
@@ -100,6 +107,8 @@ def publish_fleet(host: str, port: int, user: str, password: str, devices: list[
     t0 = time.perf_counter()
     while i < n or acked < n:
         due = n if not rate else min(n, int((time.perf_counter() - t0) * rate) + 1)
+        if allowed is not None:
+            due = min(due, int(allowed.value * share))
         if i < due and i - acked < WINDOW:
             chunk = []
             for _ in range(min(CHUNK, due - i, WINDOW - (i - acked))):
@@ -113,6 +122,8 @@ def publish_fleet(host: str, port: int, user: str, password: str, devices: list[
                 i += 1
             sock.sendall(b"".join(chunk))
         wait = 0.0 if i < due and i - acked < WINDOW else 0.001 if i < n else 1.0
+        if i >= due and i < n and acked >= i:
+            time.sleep(0.05)  # held back by ``allowed``: nothing to read either
         ready, _, _ = select.select([sock], [], [], wait)
         if ready:
             data = pending + sock.recv(65536)
