@@ -22,7 +22,9 @@ from pantau.faults.scale import Size
 
 async def database(work: Path, size: Size) -> Result:
     rate, kill_s, status_s = size.pick(400, 1000), size.pick(4, 30), size.pick(4, 30)
-    retry_after, slow_s, delay = size.pick(2, 5), size.pick(5, 60), size.pick(2.0, 5.0)
+    # Bounded: long enough for several 2 s writes to finish inside the window (with one write
+    # at a time, a 5 s window ends with two finished writes, one of them started before it).
+    retry_after, slow_s, delay = size.pick(2, 5), size.pick(10, 60), size.pick(2.0, 5.0)
     gap = size.pick(2, 10)
     r = Result("3 database faults", f"InfluxDB kill -9 for {kill_s} s; 503, then 429, with "
                f"Retry-After {retry_after} s for {status_s} s each; {delay:g} s per write for "
