@@ -32,7 +32,9 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from devices import topics
 from devices.registry import default_registry_path, load_registry
 from pantau.devstack import (
     DevstackError,
@@ -81,6 +83,30 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
                        users=stack_users([*ids, *SPARE_DEVICES]))
     yield _started(broker)
     broker.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_retained_status_left(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After a test that used the session broker, clear the retained status messages its
+    devices left (a simulator announces itself retained): a later test, or a Pantau it runs,
+    would otherwise receive them as if they were new."""
+    yield
+    if "mosquitto" not in request.fixturenames:
+        return
+    broker: Mosquitto = request.getfixturevalue("mosquitto")
+    registry = load_registry(default_registry_path())
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    c.username_pw_set(*broker.admin)
+    c.connect(broker.host, broker.port)
+    c.loop_start()
+    try:
+        infos = [c.publish(topics.device_topics("pantau", d.site, d.id)[1], b"", qos=1,
+                           retain=True) for d in registry.devices]
+        for info in infos:
+            info.wait_for_publish(timeout=5)
+    finally:
+        c.disconnect()
+        c.loop_stop()
 
 
 @pytest.fixture(scope="session")
@@ -167,11 +193,16 @@ class MqttProbe:
             self._acks[mid] = rc
             self._acked.notify_all()
 
-    def subscribe(self, topic: str, qos: int = 1, timeout: float = 5.0) -> None:
-        """Subscribe and wait for the SUBACK."""
+    def subscribe(self, topic: str, qos: int = 1, timeout: float = 5.0, *,
+                  retained: bool = True) -> None:
+        """Subscribe and wait for the SUBACK. ``retained=False`` (MQTT v5): only messages
+        published from now on, not what earlier tests left retained on the shared broker."""
         done = threading.Event()
         self.client.on_subscribe = lambda *_: done.set()
-        self.client.subscribe(topic, qos=qos)
+        if retained:
+            self.client.subscribe(topic, qos=qos)
+        else:
+            self.client.subscribe(topic, options=SubscribeOptions(qos=qos, retainHandling=2))
         assert done.wait(timeout), f"no SUBACK for {topic!r}"
 
     def publish(self, topic: str, payload: bytes | str, qos: int = 1,

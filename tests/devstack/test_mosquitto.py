@@ -44,7 +44,7 @@ def test_refuses_anonymous_and_bad_credentials(mqtt_client: Any, username: str |
 
 def test_device_publishes_its_own_telemetry(mqtt_client: Any) -> None:
     ingest = mqtt_client(PANTAU_USER)
-    ingest.subscribe("pantau/#")
+    ingest.subscribe("pantau/#", retained=False)
     device = mqtt_client("test-device-a")
     for kind in ("telemetry", "status"):
         assert device.publish(f"pantau/kanigoro/test-device-a/{kind}", kind).value == 0
@@ -61,7 +61,7 @@ def test_device_publishes_its_own_telemetry(mqtt_client: Any) -> None:
 ])
 def test_device_cannot_publish_elsewhere(mqtt_client: Any, topic: str) -> None:
     ingest = mqtt_client(PANTAU_USER)
-    ingest.subscribe("pantau/#")
+    ingest.subscribe("pantau/#", retained=False)
     v5 = mqtt_client("test-device-a")
     assert v5.publish(topic, "spoof").value == NOT_AUTHORIZED
     v311 = mqtt_client("test-device-a", protocol=4)
