@@ -43,6 +43,9 @@ def pantau_env(mosquitto: Mosquitto, influx: InfluxDB1, tmp_path: Path) -> EnvFa
         env = {
             "PANTAU_MQTT_URL": b.url_for(PANTAU_USER),
             "PANTAU_MQTT_CLIENT_ID": f"pantau-e2e-{os.getpid()}-{next(_ids)}",
+            # Enough for a test's own restarts; a finished test's session must not stay on
+            # the session broker queueing every later test's messages (7 days by default).
+            "PANTAU_MQTT_SESSION_EXPIRY_S": "60",
             "PANTAU_MQTT_RECONNECT_MIN_S": "0.1",
             "PANTAU_MQTT_RECONNECT_MAX_S": "1",
             "PANTAU_INFLUX_URL": i.url,

@@ -47,6 +47,7 @@ async def _fill(scenario: str, db: str, mosquitto: Mosquitto, influx: InfluxDB1,
     env = {
         "PANTAU_MQTT_URL": mosquitto.url_for(PANTAU_USER),
         "PANTAU_MQTT_CLIENT_ID": f"pantau-grafana-{os.getpid()}-{scenario}",
+        "PANTAU_MQTT_SESSION_EXPIRY_S": "60",  # no session left queueing for later tests
         "PANTAU_INFLUX_URL": influx.url, "PANTAU_INFLUX_DATABASE": db,
         "PANTAU_INFLUX_USERNAME": influx.writer.username,
         "PANTAU_INFLUX_PASSWORD": influx.writer.password,
