@@ -20,6 +20,7 @@ from ingest.decode import Decoder
 from ingest.errors import SinkError
 from ingest.pipeline import Pipeline
 from processors import ProcessorContext, build_chain
+from tests.ingest.test_pipeline import Broker
 
 NOW_S = 1_795_836_000
 TOPIC = "pantau/kanigoro/wl-brantas-kanigoro/telemetry"
@@ -28,23 +29,6 @@ TICKS, PER_TICK = 10, 10  # one slow write lasts 10 flush intervals, 10 messages
 
 def message(i: int) -> bytes:
     return json.dumps({"ts": NOW_S - 3600 + i, "values": {"level_cm": 100.0 + i}}).encode()
-
-
-class Broker:
-    def __init__(self) -> None:
-        self.acked: list[int] = []
-        self.paused = False
-        self.pauses = 0
-
-    def ack(self, mid: int, generation: int) -> bool:
-        self.acked.append(mid)
-        return True
-
-    def pause(self) -> None:
-        self.paused, self.pauses = True, self.pauses + 1
-
-    def resume(self) -> None:
-        self.paused = False
 
 
 class SlowSink:
