@@ -32,6 +32,7 @@ from pantau.faults.report import Key, Ledger, Result, dead_letters, reconcile
 
 RSS_BOUND_MB = 300.0
 UNACKED_SLACK = 1000
+PAGE_ROWS = 200_000  # readings per read-back query
 DEPLOY_CONF = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto" / "mosquitto.conf"
 DB = "faults"
 
@@ -175,9 +176,23 @@ class Rig:
 
     # -- reading back -------------------------------------------------------------------------
     def stored(self) -> dict[Key, tuple[Any, Any]]:
-        rows = self.influx.rows("SELECT temperature_c, humidity_pct FROM weather_station "
-                                "GROUP BY device", db=DB)
-        return {(r["device"], r["time"]): (r["temperature_c"], r["humidity_pct"]) for r in rows}
+        """Every stored reading, read back in pages of about `PAGE_ROWS` (device-time slices):
+        one query for two million readings outlasts an HTTP timeout."""
+        n = self.count()
+        if not n:
+            return {}
+        bounds = self.influx.rows("SELECT first(temperature_c) FROM weather_station; "
+                                  "SELECT last(temperature_c) FROM weather_station", db=DB)
+        t0, t1 = int(bounds[0]["time"]), int(bounds[1]["time"])
+        step = (t1 - t0) // -(-n // PAGE_ROWS) + 1
+        out: dict[Key, tuple[Any, Any]] = {}
+        for lo in range(t0, t1 + 1, step):
+            rows = self.influx.rows("SELECT temperature_c, humidity_pct FROM weather_station "
+                                    f"WHERE time >= {lo} AND time < {lo + step} GROUP BY device",
+                                    db=DB)
+            out.update({(r["device"], r["time"]): (r["temperature_c"], r["humidity_pct"])
+                        for r in rows})
+        return out
 
     def count(self, until_ns: int | None = None) -> int:
         where = f" WHERE time <= {until_ns}" if until_ns is not None else ""
