@@ -14,7 +14,8 @@ Pantau's CPU seconds per 10,000 messages and its peak RSS.
 
 ``--chain`` times the processor chains instead (`pantau.bench.chain`), ``--lineproto`` the
 line protocol encoder alone (`pantau.bench.lineproto`), ``--alerts`` the alert rules
-(`pantau.bench.alerts`).
+(`pantau.bench.alerts`), ``--alerts --latency`` publish -> Alertmanager -> webhook latency
+(`pantau.bench.alert_latency`).
 """
 
 from __future__ import annotations
@@ -161,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv and "--lineproto" in argv:  # the encoder alone: pantau.bench.lineproto
         from pantau.bench.lineproto import main as lineproto_bench
         return lineproto_bench([a for a in argv if a != "--lineproto"])
+    if argv and "--alerts" in argv and "--latency" in argv:  # pantau.bench.alert_latency
+        from pantau.bench.alert_latency import main as alert_latency
+        return alert_latency([a for a in argv if a not in ("--alerts", "--latency")])
     if argv and "--alerts" in argv:  # the alert rules' cost per reading: pantau.bench.alerts
         from pantau.bench.alerts import main as alerts_bench
         return alerts_bench([a for a in argv if a != "--alerts"])
