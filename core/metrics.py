@@ -98,6 +98,17 @@ def _fmt(v: float) -> str:
     return repr(int(v)) if float(v).is_integer() else repr(v)
 
 
+def parse_text(text: str) -> dict[str, float]:
+    """The inverse of `Metrics.render` for readers of ``/metrics`` (benchmarks, the fault
+    suite, tests): ``name{labels}`` as rendered -> the sample's value; HELP/TYPE lines skipped."""
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
+
+
 def collect_help(package: ModuleType) -> dict[str, tuple[str, str]]:
     """Every metric a package counts: the `HELP` mappings of all its modules, merged.
 

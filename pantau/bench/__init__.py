@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from core.metrics import Histogram
+from core.metrics import Histogram, parse_text
 from pantau.bench.load import bare_subscriber, publish
 from pantau.devstack import PANTAU_USER, InfluxDB1, Mosquitto, free_port, stack_users
 
@@ -117,13 +117,7 @@ def running_pantau(broker: Mosquitto, influx: InfluxDB1, db: str, registry: Path
 
 
 def _metrics(url: str) -> dict[str, float]:
-    text = urllib.request.urlopen(f"{url}/metrics", timeout=5).read().decode()
-    out: dict[str, float] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            out[name] = float(value)
-    return out
+    return parse_text(urllib.request.urlopen(f"{url}/metrics", timeout=5).read().decode())
 
 
 def _quantile(m: dict[str, float], q: float) -> float:

@@ -21,20 +21,11 @@ from pathlib import Path
 import aiohttp
 
 from core.errors import PantauError
+from core.metrics import parse_text
 
 
 class FaultError(PantauError):
     """The fault rig could not set up or drive a scenario (not a finding about Pantau)."""
-
-
-def parse_metrics(text: str) -> dict[str, float]:
-    """``name{labels}`` -> value of every sample in a Prometheus text page."""
-    out: dict[str, float] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            out[name] = float(value)
-    return out
 
 
 def total(metrics: dict[str, float], name: str) -> float:
@@ -96,7 +87,7 @@ class PantauProc:
     async def metrics(self) -> dict[str, float]:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as s, \
                 s.get(f"{self.url}/metrics") as r:
-            return parse_metrics(await r.text())
+            return parse_text(await r.text())
 
     def _note_peak(self) -> None:
         if self.pid is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import ingest
-from core.metrics import Metrics, collect_help
+from core.metrics import Metrics, collect_help, parse_text
 from ingest import pipeline, writer
 
 
@@ -34,3 +34,11 @@ def test_collect_help_finds_every_module_of_a_package() -> None:
     found = collect_help(ingest)
     assert pipeline.HELP.items() <= found.items()
     assert writer.HELP.items() <= found.items()
+
+
+def test_parse_text_reads_back_what_render_wrote() -> None:
+    m = Metrics()
+    m.describe({"pantau_x_total": ("counter", "x"), "pantau_y": ("gauge", "y")})
+    m.counter("pantau_x_total", reason="a b").inc(3)
+    m.gauge("pantau_y").set(0.25)
+    assert parse_text(m.render()) == {'pantau_x_total{reason="a b"}': 3.0, "pantau_y": 0.25}

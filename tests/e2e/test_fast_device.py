@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from core.metrics import parse_text
 from devices.registry import default_registry_path, load_registry
 from pantau.bench import _quantile
 from pantau.bench.fleet_load import Device, device_specs, publish_fleet
@@ -41,14 +42,8 @@ DAY_S = 86400.0
 
 
 def metrics(env: dict[str, str]) -> dict[str, float]:
-    text = urllib.request.urlopen(f"http://{env['PANTAU_HTTP_LISTEN']}/metrics",
-                                  timeout=5).read().decode()
-    out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            out[name] = float(value)
-    return out
+    return parse_text(urllib.request.urlopen(f"http://{env['PANTAU_HTTP_LISTEN']}/metrics",
+                                             timeout=5).read().decode())
 
 
 def stored(influx: InfluxDB1, db: str, device: str) -> int:
