@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import itertools
 import json
 import time
@@ -86,10 +87,13 @@ class Receivers:
 
 
 async def until(predicate: Callable[[], Any], within: float = 20.0, what: str = "") -> Any:
-    """Poll ``predicate`` until it returns something truthy (returned) or time runs out."""
+    """Poll ``predicate`` (a function, or a coroutine function) until it returns something
+    truthy (returned) or time runs out."""
     deadline = time.monotonic() + within
     while True:
         value = predicate()
+        if inspect.isawaitable(value):
+            value = await value
         if value:
             return value
         if time.monotonic() > deadline:

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import numpy as np
 
 from alerts.amconfig import Channels, render
@@ -45,6 +46,23 @@ class Stack:
     @property
     def am(self) -> Alertmanager:
         return self.ams[0]
+
+    async def answered(self) -> bool:
+        """Whether the Alertmanagers have seen the answer to every notification the receivers
+        got. A receiver records a notification when it arrives, but Alertmanager writes it
+        into its notification log only once the answer came back; one stopped before that
+        never learns it was sent, and after its restart it keeps a resolve of that group to
+        itself (a group with only resolved alerts is sent only after a recorded firing)."""
+        done = 0.0
+        async with aiohttp.ClientSession() as http:
+            for am in self.ams:
+                async with http.get(f"{am.url}/metrics") as r:
+                    text = await r.text()
+                done += sum(float(line.split()[-1]) * (-1 if "_failed_" in line else 1)
+                            for line in text.splitlines() if line.startswith((
+                                "alertmanager_notification_requests_total{",
+                                "alertmanager_notification_requests_failed_total{")))
+        return done >= len(self.rx.got.hooks)
 
     def alert(self, **labels: str) -> str:
         return next(a.id for a in self.service.book.alerts.values()

@@ -87,11 +87,13 @@ async def test_alertmanager_down_then_everything_delivered(
     async with alert_stack(tmp_path, spawn) as st:
         st.feed({"wl-putih-gandusari": 170.0})
         await until(lambda: firing_groups(st.rx.got.by("bpbd")), what="Waspada")
-        st.am.stop()
+        # Down only once it knows the Waspada notification went out (see Stack.answered).
+        await until(st.answered, what="Alertmanager's record of the Waspada notification")
+        await asyncio.to_thread(st.am.stop)  # the receivers keep answering meanwhile
         st.feed({"wl-putih-gandusari": 100.0, "wl-putih-wlingi": 280.0})  # resolve + Siaga
         await asyncio.sleep(outage)
-        st.am.start()
+        await asyncio.to_thread(st.am.start)
         got = lambda: st.rx.got.by("bpbd")  # noqa: E731
         await until(lambda: ("Siaga", 1) in firing_groups(got())
-                    and any(p["status"] == "resolved" for p in got()), within=30,
+                    and any(p["status"] == "resolved" for p in got()), within=90,
                     what="the Siaga firing and the Waspada resolve after the outage")
