@@ -1,30 +1,38 @@
 """The pipeline: messages in, batches sealed, processed, written, dead-lettered, acknowledged.
 
     on_message (event loop, sync) -> RowBuffer -> seal (size, or age while the writer is
-        free) -> bounded deque -> writer: processors (worker thread) -> sink: readings +
-        derived rows in one write (retry, split refused batches) -> dead letters ->
-        checkpoint (when due: tiers, state) -> listeners (`core.stored.Stored`: status
-        store, alert rules) -> acks
+        free) -> bounded deque -> the single writer (`ingest.write_loop`): processors (worker
+        thread) -> sink: readings + derived rows in one write (retry, split refused batches)
+        -> dead letters -> checkpoint (when due: tiers, state) -> listeners
+        (`core.stored.Stored`: status store, alert rules) -> acks
 
-Modules: this one (intake, batching, back-pressure, the writer loop), `ingest.writer`
-(retries, splits, tier writes), `ingest.rejections` (dead-letter records), `ingest.checkpoint`
-(the processors' counters, tiers and state snapshots).
+Modules: this one (intake, batching, back-pressure), `ingest.write_loop` (the writer: one
+sealed batch at a time, in order), `ingest.writer` (retries, splits, tier writes),
+`ingest.rejections` (dead-letter records), `ingest.checkpoint` (the processors' counters,
+tiers and state snapshots).
 
 Batching adapts to the writer, as Nagle's algorithm and Telegraf's output buffer do: a batch
 is sealed when it holds ``batch_size`` readings, or ``flush_interval_s`` after its first
-message if the writer is free by then; while a write is in flight (a slow database) the
-open batch keeps growing until the writer is free or the batch is full, so each write
-carries everything that arrived during the previous one, up to ``batch_size``, instead of one
-flush interval's worth. While the database fails (the last attempt failed), batches are
-sealed by age again, so reading pauses after ``pending_batches`` and the backlog waits in
-the broker.
+message if the writer is free by then; while a write is in flight the open batch keeps
+growing until the writer is free or the batch is full, so each write carries everything that
+arrived during the previous one instead of one flush interval's worth. "Full" is
+``batch_size`` readings, or ``max_batch_size`` once the write in flight has been in the
+database's hands for ``slow_write_s`` or more: a slow database (seconds per write) then gets
+fewer, bigger writes, and Pantau stores ``max_batch_size`` readings per write latency instead
+of falling behind at ``batch_size`` per latency. A healthy one (milliseconds per write, even
+when Pantau is overloaded and the writer is busy with CPU work) keeps ``batch_size`` writes,
+whose per-batch work on the event loop (listeners, dead letters, acks) stays short. While the
+database fails (the last attempt failed), batches are sealed by age again, so reading pauses
+after ``pending_batches`` and the backlog waits in the broker.
 
 Guarantees:
 - A message is acknowledged only after every reading it carried was written (2xx) or
   dead-lettered (fsync'd), never before; a crash before that means the broker redelivers.
-- Memory is bounded: at most ``pending_batches`` sealed batches (of about ``batch_size``
-  readings at most, as the open one) wait and at most ``max_unacked`` messages are
-  unacknowledged; past either the source is paused and the
+  One write at a time (the sink's contract), in order, so acknowledgements go out in order
+  and a series' readings reach the database in the order they arrived.
+- Memory is bounded: at most ``pending_batches`` sealed batches (of at most ``batch_size``
+  readings, or ``max_batch_size`` while writes are slow, as the open one) wait and at most
+  ``max_unacked`` messages are unacknowledged; past either the source is paused and the
   rest waits in the broker.
 - Conservation: readings received = written + rejected + duplicate + in flight, each a
   counter in `Metrics`; whole rejected messages are counted by reason.
@@ -61,44 +69,30 @@ from typing import Protocol
 import numpy as np
 
 from core.batch import TelemetryBatch
-from core.metrics import DELAY_BUCKETS, Metrics
+from core.metrics import Metrics
 from core.reasons import Reason
-from core.stored import Stored, StoredListener
+from core.stored import StoredListener
 from devices import topics
-from ingest.checkpoint import Checkpoints
 from ingest.deadletter import DeadLetter
 from ingest.decode import Decoder, Note, RowBuffer
-from ingest.rejections import RateLimitedLog, Sealed, dead_letters
+from ingest.rejections import RateLimitedLog, Sealed
 from ingest.snapshot import StateFile
-from ingest.writer import Sink, Writer
-from processors import Chain, Processed
+from ingest.write_loop import WriteLoop
+from ingest.writer import Sink
+from processors import Chain
 
 HELP: dict[str, tuple[str, str]] = {  # this module's metrics (`Metrics.describe`)
     "pantau_messages_received_total": ("counter", "MQTT messages received (telemetry+status)."),
-    "pantau_messages_acked_total": ("counter", "Messages acknowledged to the broker after "
-                                    "their readings were written or dead-lettered."),
     "pantau_messages_rejected_total": ("counter", "Whole messages rejected, by reason."),
     "pantau_messages_unacked": ("gauge", "Messages received and not yet acknowledged."),
     "pantau_status_messages_total": ("counter", "Device status (LWT) messages, by status."),
     "pantau_readings_received_total": ("counter", "Readings decoded from accepted messages "
                                        "(including those rejected one by one)."),
-    "pantau_readings_written_total": ("counter", "Readings written to the database (2xx)."),
     "pantau_readings_rejected_total": ("counter", "Readings dead-lettered, by reason."),
-    "pantau_readings_duplicate_total": ("counter", "Exact duplicate readings stored once."),
     "pantau_readings_in_flight": ("gauge", "Readings decoded and not yet written or rejected."),
-    "pantau_ingest_delay_seconds": ("histogram", "From a reading's device timestamp to its "
-                                    "successful write (includes device clock offset)."),
     "pantau_queue_batches": ("gauge", "Batches waiting for the writer, the one being written "
                              "included (and the open one once it is due: it grows meanwhile)."),
     "pantau_reading_paused": ("gauge", "1 while MQTT reading is paused by back-pressure."),
-    "pantau_deadletter_records_total": ("counter", "Records appended to the dead-letter file."),
-    "pantau_derived_written_total": ("counter", "Derived values (flood stage, indices, "
-                                     "z-scores, quality flags) written beside the readings."),
-    "pantau_derived_refused_total": ("counter", "Derived values the database refused (logged, "
-                                     "not dead-lettered: they are not readings)."),
-    "pantau_listener_errors_total": ("counter", "Stored-batch listeners (status store, alert "
-                                     "rules) that raised, by listener; ingest went on."),
-    "pantau_process_seconds": ("histogram", "Time spent in the processor chain per batch."),
 }
 
 log = logging.getLogger("pantau.pipeline")
@@ -121,11 +115,13 @@ class _Open:
 
 
 class Pipeline:
-    """Owns batching and the single writer. `on_message` runs on the event loop thread."""
+    """Owns batching and back-pressure, and the single writer (`WriteLoop`, run by `run`).
+    `on_message` runs on the event loop thread."""
 
     def __init__(self, *, decoder: Decoder, chain: Chain, sink: Sink,
                  deadletter: DeadLetter, metrics: Metrics, broker: Broker,
-                 batch_size: int = 5000, flush_interval_s: float = 0.25,
+                 batch_size: int = 5000, max_batch_size: int = 20000,
+                 flush_interval_s: float = 0.25, slow_write_s: float = 1.0,
                  pending_batches: int = 4, max_unacked: int = 20000,
                  retry_min_s: float = 0.2, retry_max_s: float = 15.0,
                  clock: Callable[[], int] = time.time_ns,
@@ -134,15 +130,19 @@ class Pipeline:
                  state_file: StateFile | None = None,
                  snapshot_interval_s: float = 5.0) -> None:
         """``listeners``: told of every stored batch (`core.stored.Stored`), in order, after its
-        writes and dead letters and before its acks."""
-        self._decoder, self._chain, self._dl = decoder, chain, deadletter
-        self._m, self._broker, self._clock = metrics, broker, clock
+        writes and dead letters and before its acks. ``max_batch_size`` (at least
+        ``batch_size``): the bound of a batch while the write in flight has lasted
+        ``slow_write_s`` or more (see the module docstring)."""
+        if max_batch_size < batch_size:
+            raise ValueError(f"max_batch_size ({max_batch_size}) is below batch_size "
+                             f"({batch_size})")
+        self._decoder, self._m, self._broker, self._clock = decoder, metrics, broker, clock
         metrics.describe(HELP)
-        self._batch_size, self._flush_s, self._max_pending = batch_size, flush_interval_s, \
-            pending_batches
-        self._retry_min, self._retry_max = retry_min_s, retry_max_s
+        self._batch_size, self._max_batch, self._slow_s = batch_size, max_batch_size, \
+            slow_write_s
+        self._flush_s, self._max_pending = flush_interval_s, pending_batches
         self._max_unacked = max_unacked
-        self._on_status, self._listeners = on_status, tuple(listeners)
+        self._on_status = on_status
         self._open = _Open()
         self._timer: asyncio.TimerHandle | None = None
         self._due = False  # the open batch is old enough: sealed as soon as the writer is free
@@ -152,23 +152,19 @@ class Pipeline:
         self._idle.set()
         self._paused = False
         self._rlog = RateLimitedLog()
-        self._writer = Writer(sink, metrics, self._rlog, retry_min_s=retry_min_s,
-                              retry_max_s=retry_max_s)
-        self._state = Checkpoints(chain, self._writer, metrics, self._rlog, state_file,
-                                  snapshot_interval_s)
+        self._loop = WriteLoop(intake=self, decoder=decoder, chain=chain, sink=sink,
+                               deadletter=deadletter, metrics=metrics, broker=broker,
+                               rlog=self._rlog, retry_min_s=retry_min_s,
+                               retry_max_s=retry_max_s, clock=clock, listeners=listeners,
+                               state_file=state_file, snapshot_interval_s=snapshot_interval_s)
+        self._writer = self._loop.writer
         m = metrics
         self._c_msgs = m.counter("pantau_messages_received_total")
-        self._c_acked = m.counter("pantau_messages_acked_total")
         self._c_readings = m.counter("pantau_readings_received_total")
-        self._c_written = m.counter("pantau_readings_written_total")
-        self._c_dup = m.counter("pantau_readings_duplicate_total")
         self._g_unacked = m.gauge("pantau_messages_unacked")
         self._g_inflight = m.gauge("pantau_readings_in_flight")
         self._g_queue = m.gauge("pantau_queue_batches")
         self._g_paused = m.gauge("pantau_reading_paused")
-        self._h_delay = m.histogram("pantau_ingest_delay_seconds", DELAY_BUCKETS)
-        self._c_derived = m.counter("pantau_derived_written_total")
-        self._h_process = m.histogram("pantau_process_seconds")
 
     @property
     def sink_ok(self) -> bool:
@@ -206,7 +202,7 @@ class Pipeline:
             # (the rest of its read buffer) joins the open batch instead of tiny ones.
             self._seal()
             self._update_pause()
-        elif len(rows) >= self._batch_size:
+        elif len(rows) >= self._batch_size and (not self._queue or len(rows) >= self._full_at()):
             self._seal()
         elif self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self._flush_s, self._aged)
@@ -246,7 +242,7 @@ class Pipeline:
         """The open batch is ``flush_interval_s`` old: sealed now if the writer is free, or
         failing (while the database is down, batches are sealed by age and reading pauses
         after ``pending_batches``: the backlog is no safer in memory than in the broker);
-        while a write is in flight, it grows until the writer is free (`run`) or it is full
+        while a write is in flight, it grows until the writer is free (`next_batch`) or full
         (adaptive batching). A due batch counts in ``pantau_queue_batches``: it waits."""
         self._timer = None
         if self._queue and self._writer.sink_ok:  # the queue's first is being written
@@ -291,100 +287,47 @@ class Pipeline:
             else:
                 self._broker.resume()
 
-    # -- the writer -----------------------------------------------------------------------
+    # -- the writer (`ingest.write_loop`) ---------------------------------------------------
+    def _full_at(self) -> int:
+        """Readings at which the open batch is sealed while the writer is busy: ``batch_size``,
+        or ``max_batch_size`` while writes are slow (the last one, or the one in flight so far,
+        took ``slow_write_s`` or more) and not failing."""
+        slow = self._writer.sink_ok and self._loop.write_seconds() >= self._slow_s
+        return self._max_batch if slow else self._batch_size
+
+    async def next_batch(self) -> Sealed:
+        """`Intake`: the oldest sealed batch; the open one is sealed now if it aged or filled
+        while the writer was busy (the writer is free now)."""
+        if not self._queue and (self._due or len(self._open.rows.ts_ns) >= self._batch_size):
+            self._seal()
+        while not self._queue:
+            self._idle.set()
+            self._wakeup.clear()
+            await self._wakeup.wait()
+        return self._queue[0]
+
+    def done(self) -> None:
+        """`Intake`: the oldest sealed batch is written and acknowledged."""
+        self._queue.popleft()
+        self._g_queue.set(len(self._queue) + self._due)
+        self._update_pause()
+
     async def run(self) -> None:
         """The single writer; runs until cancelled. Cancel only after `drain` for a clean stop."""
-        while True:
-            if self._due and not self._queue:
-                self._seal()  # it aged while the writer was busy, and the writer is free now
-            while not self._queue:
-                self._idle.set()
-                self._wakeup.clear()
-                await self._wakeup.wait()
-            await self._handle(self._queue[0])
-            self._queue.popleft()
-            self._g_queue.set(len(self._queue) + self._due)
-            self._update_pause()
+        await self._loop.run()
 
     async def drain(self) -> None:
         """Seal the open batch, wait until everything sealed is written and acknowledged,
         then save the processors' state."""
         self._seal()
         await self._idle.wait()
-        await self._state.checkpoint(force=True, all_open=True)
+        await self._loop.state.checkpoint(force=True, all_open=True)
 
     # -- processor state (`ingest.checkpoint`) ---------------------------------------------
     def restore_state(self) -> bool:
         """See `Checkpoints.restore`."""
-        return self._state.restore()
+        return self._loop.state.restore()
 
     def publish_counts(self) -> None:
         """See `Checkpoints.publish_counts`."""
-        self._state.publish_counts()
-
-    def _tell(self, stored: Stored) -> None:
-        for listener in self._listeners:
-            try:
-                listener.on_stored(stored)
-            except Exception:  # the data is stored: a listener's bug must not stop ingest
-                name = type(listener).__name__
-                self._m.counter("pantau_listener_errors_total", listener=name).inc()
-                self._rlog.exception(name, "stored-batch listener %s failed", name)
-
-    def _process(self, batch: TelemetryBatch) -> tuple[Processed, float]:
-        """The chain over ``batch``, in the writer's worker thread: (what it made, seconds)."""
-        t0 = time.perf_counter()
-        out = self._chain.run(batch, defer_tiers=True)
-        return out, time.perf_counter() - t0
-
-    async def _handle(self, sealed: Sealed) -> None:
-        out, seconds = await asyncio.to_thread(self._process, sealed.batch)
-        self._h_process.observe(seconds)
-        batch = out.batch
-        stored = batch.ok
-        raw = batch.take(stored)
-        n_raw, n_derived = len(raw), len(out.derived)
-        refused = await self._writer.write(TelemetryBatch.concat([raw, out.derived]) if n_derived
-                                    else raw)
-        if refused[:n_raw].any():
-            idx = np.flatnonzero(stored)[refused[:n_raw]]
-            status = batch.status.copy()
-            status[idx] = Reason.REFUSED_BY_DATABASE
-            batch = TelemetryBatch(batch.ts_ns, batch.series, batch.value, batch.flags, status,
-                                   batch.origin)
-        n_refused_derived = int(np.count_nonzero(refused[n_raw:]))
-        derived = out.derived.take(~refused[n_raw:]) if n_refused_derived else out.derived
-        self._c_derived.inc(n_derived - n_refused_derived)
-        if n_refused_derived:
-            self._m.counter("pantau_derived_refused_total").inc(n_refused_derived)
-        self._state.processed(out.tiers)
-        records = dead_letters(sealed, batch, self._decoder.table, self._m, self._rlog)
-        delay = self._retry_min
-        while True:  # nothing of this batch is acknowledged before its dead letters are durable
-            try:
-                await self._dl.write(records)
-                break
-            except OSError as e:  # disk full, read-only: counted, readiness red (`DeadLetter`)
-                self._rlog.warning("deadletter", "cannot write the dead-letter file %s: %s; "
-                                   "%d messages wait unacknowledged, retrying", self._dl.path,
-                                   e, len(sealed.acks))
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._retry_max)
-        self._m.counter("pantau_deadletter_records_total").inc(len(records))
-        await self._state.checkpoint()
-        written = batch.ok & (batch.origin >= 0)
-        n_written = int(np.count_nonzero(written))
-        if n_written:
-            self._h_delay.observe_many((self._clock() - batch.ts_ns[written]) / 1e9)
-        n_dup = int(np.count_nonzero(batch.status == Reason.DUPLICATE))
-        self._c_written.inc(n_written)
-        self._c_dup.inc(n_dup)
-        self._g_inflight.inc(-int(np.count_nonzero(sealed.batch.origin >= 0)))
-        if self._listeners:
-            self._tell(Stored(batch, derived, np.asarray(sealed.received_ns, np.int64),
-                              self._clock()))
-        for mid, gen in sealed.acks:
-            self._broker.ack(mid, gen)
-        self._c_acked.inc(len(sealed.acks))
-        self._g_unacked.inc(-len(sealed.acks))
-
+        self._loop.state.publish_counts()

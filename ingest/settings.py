@@ -157,6 +157,13 @@ class InfluxSettings:
     batch_size: int = setting(5000, "Readings per write: a batch is flushed when it has this "
                               "many...")
     flush_interval_s: float = setting(0.25, "...or when its oldest reading waited this long.")
+    max_batch_size: int = setting(20000, "Readings per write while writes are slow (a write took "
+                                  "a second or more): the next batch grows up to this many "
+                                  "while one is in flight, so a slow database gets fewer, "
+                                  "bigger writes and Pantau keeps up (this many readings per "
+                                  "write latency). At least `batch_size`; keep a write's body "
+                                  "(about 150 bytes a reading, derived values included) under "
+                                  "the database's limit (InfluxDB 1.x `max-body-size`, 25 MB).")
     retry_min_s: float = setting(0.2, "First retry delay after a retryable write error; doubles, "
                                  "with jitter, honouring Retry-After.")
     retry_max_s: float = setting(15.0, "Longest retry delay. Retries never give up: the data stays "
@@ -167,6 +174,9 @@ class InfluxSettings:
             raise SettingsError(f"influx.api must be 'v1' or 'v2', not {self.api!r}")
         if self.batch_size < 1:
             raise SettingsError("influx.batch_size must be at least 1")
+        if self.max_batch_size < self.batch_size:
+            raise SettingsError(f"influx.max_batch_size ({self.max_batch_size}) must be at "
+                                f"least influx.batch_size ({self.batch_size})")
         _split(self.url, "influx.url", ("http", "https"), "http(s)://host:port")
         url, user, password = split_userinfo(self.url)
         if url != self.url:  # as for mqtt.url: the credentials leave the URL

@@ -138,6 +138,7 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None,
         inf = settings.influx
         pipeline = Pipeline(decoder=decoder, chain=chain, sink=sink, deadletter=deadletter,
                             metrics=metrics, broker=source, batch_size=inf.batch_size,
+                            max_batch_size=inf.max_batch_size,
                             flush_interval_s=inf.flush_interval_s,
                             pending_batches=ing.pending_batches,
                             max_unacked=settings.mqtt.max_unacked,

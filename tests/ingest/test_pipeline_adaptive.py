@@ -1,15 +1,17 @@
 """Adaptive batching against a slow database: while a write is in flight the open batch grows
-(up to ``batch_size``) instead of being sealed every flush interval, so each write carries what
-arrived during the previous one and throughput does not collapse to one flush interval per
-write. While the database is down, batches are sealed by age as before, so reading pauses and
-the backlog waits in the broker. The sink's writes are released by the test, one at a time:
-no timing assertions."""
+(up to ``batch_size``, or ``max_batch_size`` once writes are slow) instead of being sealed
+every flush interval, so each write carries what arrived during the previous one and
+throughput does not collapse to one flush interval per write. While the database is down,
+batches are sealed by age as before, so reading pauses and the backlog waits in the broker.
+The sink's writes are released by the test, one at a time: no timing assertions."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 from pathlib import Path
+
+import pytest
 
 from core.batch import TelemetryBatch
 from core.metrics import Metrics
@@ -78,15 +80,19 @@ class Device:
             await asyncio.sleep(0.005)  # > flush_interval_s: the age timer fires
 
 
-def make(tmp_path: Path, batch_size: int, sink: SlowSink | None = None
+def make(tmp_path: Path, batch_size: int, sink: SlowSink | None = None, *,
+         max_batch_size: int = 20000, slow_write_s: float = 3600.0
          ) -> tuple[Pipeline, Broker, SlowSink, Metrics]:
+    """A pipeline whose writes count as slow after ``slow_write_s`` (by default never: the
+    test's own pauses must not decide what is sealed)."""
     table = SeriesTable.from_registry(load_registry(default_registry_path()))
     broker, sink, metrics = Broker(), sink or SlowSink(), Metrics()
     chain = build_chain(["calibration", "range_check", "dedupe"], ProcessorContext(table))
     p = Pipeline(decoder=Decoder(table), chain=chain, sink=sink,
                  deadletter=DeadLetter(tmp_path / "dl.jsonl", lambda t, b: None, "dl"),
                  metrics=metrics, broker=broker, flush_interval_s=0.001,
-                 batch_size=batch_size, pending_batches=4, clock=lambda: NOW_S * 10**9,
+                 batch_size=batch_size, max_batch_size=max_batch_size,
+                 slow_write_s=slow_write_s, pending_batches=4, clock=lambda: NOW_S * 10**9,
                  retry_min_s=0.01, retry_max_s=0.02)
     return p, broker, sink, metrics
 
@@ -129,6 +135,28 @@ async def test_while_the_writer_is_busy_batches_grow_up_to_batch_size(tmp_path: 
     writer.cancel()
     assert sink.batches == [PER_TICK, 40, 40, 20]
     assert broker.acked == list(range(1, device.sent + 1))
+
+
+async def test_while_writes_are_slow_batches_grow_up_to_max_batch_size(tmp_path: Path) -> None:
+    # slow_write_s=0: every write in flight is slow; the real slowness is in
+    # test_pipeline_slow_database (the real InfluxDB behind the fault proxy).
+    p, broker, sink, _ = make(tmp_path, batch_size=40, max_batch_size=60, slow_write_s=0.0)
+    device = Device(p, broker)
+    writer = asyncio.create_task(p.run())
+    device.offer(PER_TICK)
+    await sink.until_started(1)
+    await device.during_a_write()  # 100 messages: one batch of 60 sealed, 40 left open
+    assert broker.pauses == 0
+    sink.finish(100)
+    await p.drain()
+    writer.cancel()
+    assert sink.batches == [PER_TICK, 60, 40]
+    assert broker.acked == list(range(1, device.sent + 1))
+
+
+def test_max_batch_size_below_batch_size_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="max_batch_size"):
+        make(tmp_path, batch_size=100, max_batch_size=99)
 
 
 class FailingSink(SlowSink):
