@@ -10,8 +10,9 @@ config`` writes ``deploy/alertmanager/alertmanager.yml`` and ``pantau.tmpl``).
   one river is one notification per river and stage); the others per ``alertname``,
   ``stage`` and ``site``.
 - Inhibition: for every stage rule a higher stage mutes the lower ones of the same device
-  (Awas inhibits Siaga and Waspada of the same gauge); a device offline mutes its
-  data-quality alerts.
+  (Awas inhibits Siaga and Waspada of the same gauge); a rule mutes the rules it names in
+  ``inhibits`` for the same device (a fridge's heat alarm its earlier warm warning); a device
+  offline mutes its data-quality alerts.
 - Receivers: a webhook (the local receiver, or an on-call system), Telegram (``api_url`` may
   point at a stand-in), e-mail; messages in Bahasa Indonesia from ``pantau.tmpl`` with the
   values, units, acknowledgement and dashboard links. Secrets never go in: the SMTP password
@@ -88,6 +89,10 @@ def _inhibitions(rules: RuleSet) -> list[dict[str, Any]]:
             out.append({"source_matchers": [f'alertname="{rule.name}"', f'stage="{higher}"'],
                         "target_matchers": [f'alertname="{rule.name}"',
                                             f'stage=~"{"|".join(labels[:i])}"'],
+                        "equal": ["device"]})
+        if rule.inhibits:
+            out.append({"source_matchers": [f'alertname="{rule.name}"'],
+                        "target_matchers": [f'alertname=~"{"|".join(rule.inhibits)}"'],
                         "equal": ["device"]})
     if offline and quality:
         out.append({"source_matchers": [f'alertname=~"{"|".join(offline)}"'],

@@ -52,10 +52,11 @@ def reference(rules: RuleSet) -> str:
             "stage rule adds `stage`, a quality rule over every metric `metric`. The labels are "
             "the alert's identity; an escalated copy adds `tier`.", "",
             f"## The shipped rules ({rules.source.rsplit('/', 1)[-1]})", "",
-            "| rule | kind | devices | fires when | for | severity | team |",
-            "|---|---|---|---|---|---|---|"]
+            "| rule | kind | devices | fires when | for | severity | team | inhibits |",
+            "|---|---|---|---|---|---|---|---|"]
     for r in rules:
         severity = "per level" if r.levels else r.severity
         out.append(f"| `{r.name}` | {r.kind} | {_devices(r)} | {_when(r)} | "
-                   f"{r.for_s:g} s | {severity} | {r.team} |")
+                   f"{r.for_s:g} s | {severity} | {r.team} | "
+                   f"{', '.join(f'`{n}`' for n in r.inhibits)} |")
     return "\n".join(out) + "\n"

@@ -18,6 +18,10 @@ health      one of Pantau's own checks (``check``) is at or above ``above`` for 
 watchdog    always: a dead-man's switch downstream notices when it stops
 =========== ==================================================================================
 
+A rule may name the rules it ``inhibits``: while it fires, Alertmanager holds back theirs
+for the same device (the fridge's heat alarm over its earlier "warm" warning); the levels of
+a stage rule inhibit the lower ones by themselves.
+
 Levels may be numbers or a device parameter (``above: {param: waspada_cm}``): devices without
 it are left out of the rule. ``devices`` selects by ``kind``, ``site``, ``id`` and ``tags``.
 Annotations ``summary`` (Bahasa Indonesia) and ``summary_en`` are `str.format` templates over
@@ -120,6 +124,7 @@ class Rule:
     summary: str = ""
     summary_en: str = ""
     runbook: str = ""
+    inhibits: tuple[str, ...] = ()
 
     @property
     def sign(self) -> float:

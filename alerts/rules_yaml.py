@@ -53,6 +53,9 @@ FIELD_DOCS = {
     "summary": "the message in Bahasa Indonesia (a template, see *Placeholders*)",
     "summary_en": "the message in English",
     "runbook": "a URL with what to do",
+    "inhibits": "names of rules whose alerts Alertmanager holds back for the same device while "
+                "this one fires (a stricter alarm over an earlier warning; a stage rule's "
+                "higher levels inhibit its lower ones without it)",
 }
 FIELDS = set(FIELD_DOCS)
 
@@ -215,7 +218,15 @@ def _rule(ctx: _Ctx, name: str) -> Rule:
         keep_firing_for_s=ctx.duration("keep_firing_for"),
         levels=_levels(ctx) if kind == "stage" else (), flags=flags, check=check,
         summary=ctx.template("summary"), summary_en=ctx.template("summary_en"),
-        runbook=ctx.text("runbook", ""))
+        runbook=ctx.text("runbook", ""), inhibits=_names(ctx, "inhibits"))
+
+
+def _names(ctx: _Ctx, key: str) -> tuple[str, ...]:
+    v = ctx.node.get(key, ())
+    items = (v,) if isinstance(v, str) else v
+    if not isinstance(items, list | tuple) or not all(isinstance(x, str) for x in items):
+        raise ctx.fail(key, "must be a rule name or a list of rule names")
+    return tuple(items)
 
 
 def parse_rules(doc: Any, *, source: str = "<memory>") -> RuleSet:
@@ -237,4 +248,9 @@ def parse_rules(doc: Any, *, source: str = "<memory>") -> RuleSet:
             raise ctx.fail("name", "a second rule with this name (names are alertnames: unique)")
         seen.add(name)
         rules.append(_rule(ctx, name))
+    for i, rule in enumerate(rules):
+        wrong = [n for n in rule.inhibits if n not in seen or n == rule.name]
+        if wrong:
+            ctx = _Ctx(source, doc["rules"][i], f"rule {rule.name!r}")
+            raise ctx.fail("inhibits", f"{wrong[0]!r} is not another rule of this file")
     return RuleSet(tuple(rules), source)

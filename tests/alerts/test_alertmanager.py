@@ -83,3 +83,35 @@ async def test_generated_config_delivers_in_bahasa_to_webhook_telegram_and_mail(
     assert "FloodStage sungai brantas Siaga" in mail["Subject"]
     assert rx.got.by("team")[0]["groupLabels"] == {"alertname": "FloodStage",
                                                    "river": "brantas", "stage": "Siaga"}
+
+
+async def test_a_fridge_heat_alarm_inhibits_its_own_warm_warning_only(
+        tmp_path: Path, spawn: Callable[[Alertmanager], Alertmanager]) -> None:
+    rx = Receivers()
+    async with rx.serve():
+        am = spawn(Alertmanager(tmp_path, files={"pantau.tmpl": TEMPLATE}, config=render(
+            load_rules(default_rules_path()), Channels(webhook=f"{rx.url}/hook/{{receiver}}",
+                                                       group_wait_s=1, group_interval_s=1))))
+        fridge = {"severity": "warning", "team": "dinkes", "kind": "cold_chain"}
+        a = fridge | {"device": "cc-kanigoro", "site": "kanigoro"}
+        b = fridge | {"device": "cc-wlingi", "site": "wlingi"}
+        async with AlertmanagerClient(am.url) as client:
+            await client.notify([alert("VaccineFridgeWarm", **a), alert("VaccineFridgeWarm", **b),
+                                 alert("VaccineFridgeHeatAlarm", **a | {"severity": "high"})])
+
+        def state(name: str, device: str) -> dict[str, object]:
+            return next(x["status"] for x in am.alerts()
+                        if x["labels"]["alertname"] == name and x["labels"]["device"] == device)
+
+        await until(lambda: state("VaccineFridgeWarm", "cc-kanigoro")["state"] == "suppressed",
+                    within=60, what="the heat alarm inhibiting the warm warning of its fridge")
+        assert state("VaccineFridgeWarm", "cc-kanigoro")["inhibitedBy"]
+        assert state("VaccineFridgeWarm", "cc-wlingi")["state"] == "active"
+        assert state("VaccineFridgeHeatAlarm", "cc-kanigoro")["state"] == "active"
+        got = await until(lambda: {(x["labels"]["alertname"], x["labels"]["device"])
+                                   for p in rx.got.by("dinkes") for x in p["alerts"]}
+                          >= {("VaccineFridgeHeatAlarm", "cc-kanigoro"),
+                              ("VaccineFridgeWarm", "cc-wlingi")} and rx.got.by("dinkes"),
+                          within=60, what="the heat alarm and the other fridge's warning")
+        assert ("VaccineFridgeWarm", "cc-kanigoro") not in {
+            (x["labels"]["alertname"], x["labels"]["device"]) for p in got for x in p["alerts"]}

@@ -36,6 +36,10 @@ def test_shipped_rules_compile_against_the_shipped_registry() -> None:
                  id="bad-severity"),
     pytest.param("rules:\n  - name: X\n    kind: offline\n    colour: red\n",
                  ":4: rule 'X': field 'colour': unknown field", id="unknown-field"),
+    pytest.param("rules:\n  - name: X\n    kind: offline\n    inhibits: [Y]\n",
+                 ":4: rule 'X': field 'inhibits': 'Y' is not another rule", id="inhibits-unknown"),
+    pytest.param("rules:\n  - name: X\n    kind: offline\n    inhibits: X\n",
+                 ":4: rule 'X': field 'inhibits': 'X' is not another rule", id="inhibits-itself"),
 ])
 def test_errors_name_file_and_line(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "bad.rules.yaml"
