@@ -290,3 +290,23 @@ def test_large_batches_match_the_reference() -> None:
     tier = Tier(60, b.ts_ns // 60_000_000_000 * 60_000_000_000, b.series, value, value * 2,
                 value / 3, rng.integers(0, 100, n))
     assert TierEncoder(TABLE).encode(tier) == tier_reference(TABLE, tier)
+
+
+def test_a_fleet_shares_its_field_heads_and_matches_the_reference() -> None:
+    """Many devices of a few kinds: the heads are per field name (2 per name), not per series
+    (at 100,000 devices those were 200 MB), and the lines are those of the reference."""
+    kinds = {"river_gauge": ("level_cm", "battery_v"), "air_quality": ("pm25", "pm10", "co")}
+    table = SeriesTable.from_registry(Registry(
+        sites=(Site("kanigoro", "Kanigoro", 0.0, 0.0),),
+        devices=tuple(device(f"d-{i:04d}", kind, "kanigoro", *metrics) for i in range(600)
+                      for kind, metrics in [list(kinds.items())[i % 2]])))
+    enc, tiers = LineEncoder(table), TierEncoder(table)
+    assert len(enc._heads) == 2 * 5 and len(tiers._lines._heads) == 2 * 5 * len(TIER_FIELDS)
+    rng = np.random.default_rng(3)
+    n = 5_000
+    b = batch(list(zip((T0 + rng.integers(0, 4, n) * 60_000_000_000).tolist(),
+                       rng.integers(0, len(table), n).tolist(),
+                       np.round(rng.normal(0, 50, n), 2).tolist(), strict=True)))
+    assert enc.encode(b) == reference(table, b)
+    tier = Tier(60, b.ts_ns, b.series, b.value, b.value - 1, b.value + 1, np.ones(n))
+    assert tiers.encode(tier) == tier_reference(table, tier)
