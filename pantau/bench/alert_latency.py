@@ -7,7 +7,8 @@ generated from the shipped rules (``group_wait`` and ``group_interval`` lowered 
 the shipped settings but ``processors.flood_min_duration_s = 0`` (that duration is device time,
 not delay). ``--gauges`` Blitar river gauges at once each publish a level between Siaga and
 Awas stamped with the wall clock (the crossing), wait for its ``FloodStage`` Siaga notice,
-publish their base level (the fall) and wait for the resolve; until ``--samples`` crossings.
+publish their base level (the fall) and wait for the resolve; until ``--samples`` crossings;
+``--background`` adds a steady load of weather-station messages (`pantau.bench.load`).
 Per crossing: publish -> Alertmanager accepted (the alert's ``updatedAt``, Alertmanager's clock
 when a POST carried it, the earliest that ``GET /api/v2/alerts`` polled every 20 ms shows with
 this crossing's ``startsAt``); publish -> firing notice at the webhook; fall -> resolve notice.
@@ -20,16 +21,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime as dt
 import io
-import json
 import math
+import multiprocessing as mp
 import os
-import random
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -37,44 +36,26 @@ from typing import Any
 import aiohttp
 import numpy as np
 import paho.mqtt.client as mqtt
-from aiohttp import web
 from paho.mqtt.enums import CallbackAPIVersion
 from ruamel.yaml import YAML
 
 from alerts.amconfig import Channels, generate
 from alerts.rules_yaml import default_rules_path, load_rules
-from devices import topics
-from devices.registry import Device, default_registry_path, load_registry
+from devices.registry import default_registry_path, load_registry
 from pantau.bench import _metrics, _quantile, running_pantau
+from pantau.bench.alert_crossings import Run, Sample, receiver
+from pantau.bench.load import publish
 from pantau.config import load_settings
-from pantau.devstack import InfluxDB1, Mosquitto, free_port, stack_users
+from pantau.devstack import InfluxDB1, Mosquitto, stack_users
 from pantau.devstack.alertmanager import Alertmanager
 from pantau.settings import Settings
-
-RULE, STAGE = "FloodStage", "Siaga"
-POLL_S = 0.02  # resolution of "accepted" when a re-send moved updatedAt before a poll
-WAIT_S = 60.0  # a notification later than this counts as missing
-
-
-@dataclass(slots=True)
-class Sample:
-    """One crossing: wall-clock times (s) of each step, NaN while not seen."""
-
-    device: str
-    published: float
-    accepted: float = math.inf  # earliest updatedAt seen
-    notified: float = math.nan
-    fell: float = math.nan
-    resolved: float = math.nan
-    changed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
-
-    @property
-    def complete(self) -> bool:
-        return math.isfinite(self.accepted + self.notified + self.resolved)
 
 
 @dataclass
 class Report:
+    """The crossings (in the order they were published), the settings printed with them, and
+    Pantau's publish-to-stored p50/p99 over every reading of the run."""
+
     samples: list[Sample]
     config: dict[str, str]
     stored: tuple[float, float] = (math.nan, math.nan)  # publish -> stored p50, p99 (s)
@@ -105,13 +86,6 @@ class Report:
                 f"  target p99 < 1000 ms to Alertmanager: {'met' if p99 < 1 else 'MISSED'}"]
 
 
-def _epoch(rfc3339: str) -> float:
-    """Seconds since the epoch of an RFC 3339 UTC time (any number of fraction digits)."""
-    head, _, frac = rfc3339.rstrip("Z").partition(".")
-    base = dt.datetime.fromisoformat(head).replace(tzinfo=dt.UTC).timestamp()
-    return base + (float(f"0.{frac}") if frac else 0.0)
-
-
 def am_config(hook: str, group_wait_s: float) -> str:
     """The shipped Alertmanager configuration, every notification also to ``hook``/<receiver>,
     with the root route's ``group_wait`` and ``group_interval`` (inherited) set short."""
@@ -124,75 +98,6 @@ def am_config(hook: str, group_wait_s: float) -> str:
     return out.getvalue()
 
 
-class Run:
-    """The crossings in flight; what Alertmanager holds and what the webhook receives is
-    matched to them by (device, startsAt in ms)."""
-
-    def __init__(self, client: mqtt.Client, prefix: str, samples: int, seed: int) -> None:
-        self.client, self.prefix, self.left = client, prefix, samples
-        self.by_key: dict[tuple[str, int], Sample] = {}
-        self.samples: list[Sample] = []
-        self.rng = random.Random(seed)
-
-    def _sample(self, alert: dict[str, Any]) -> Sample | None:
-        lb = alert.get("labels", {})
-        if lb.get("alertname") != RULE or lb.get("stage") != STAGE:
-            return None
-        return self.by_key.get((lb.get("device", ""), round(_epoch(alert["startsAt"]) * 1000)))
-
-    async def hook(self, request: web.Request) -> web.Response:
-        now, body = time.time(), await request.json()
-        for a in body.get("alerts", []):
-            step = "notified" if a["status"] == "firing" else "resolved"
-            if (s := self._sample(a)) is not None and math.isnan(getattr(s, step)):
-                setattr(s, step, now)
-                s.changed.set()
-        return web.json_response({})
-
-    async def poll(self, http: aiohttp.ClientSession, am_url: str) -> None:
-        query = [("filter", f'alertname="{RULE}"'), ("filter", f'stage="{STAGE}"')]
-        while True:
-            async with http.get(f"{am_url}/api/v2/alerts", params=query) as r:
-                for a in await r.json():
-                    if (s := self._sample(a)) is not None:
-                        s.accepted = min(s.accepted, _epoch(a["updatedAt"]))
-                        s.changed.set()
-            await asyncio.sleep(POLL_S)
-
-    def _publish(self, device: Device, level: float) -> tuple[float, int]:
-        now = time.time()
-        ms = round(now * 1000)
-        body = json.dumps({"ts": ms, "values": {"level_cm": level}})
-        self.client.publish(topics.device_topics(self.prefix, device.site, device.id)[0],
-                            body, qos=1)
-        return now, ms
-
-    async def gauge(self, device: Device) -> None:
-        """Cross Siaga, wait for the notice, fall back, wait for the resolve; again."""
-        p = device.params
-        high, base = (p["siaga_cm"] + p["awas_cm"]) / 2, p.get("base_level_cm", 0.0)
-        await asyncio.sleep(self.rng.uniform(0, 1))  # the gauges out of step
-        while self.left > 0:
-            self.left -= 1
-            await asyncio.sleep(0.002)  # a new millisecond: a new startsAt
-            now, ms = self._publish(device, high)
-            s = self.by_key[(device.id, ms)] = Sample(device.id, now)
-            self.samples.append(s)
-            await _until(s, lambda x: math.isfinite(x.accepted + x.notified))
-            await asyncio.sleep(0.002)
-            s.fell = self._publish(device, base)[0]
-            await _until(s, lambda x: not math.isnan(x.resolved))
-
-
-async def _until(s: Sample, done: Callable[[Sample], bool]) -> None:
-    """Until ``done(s)``, or `WAIT_S` (the sample then stays incomplete)."""
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(WAIT_S):
-            while not done(s):
-                await s.changed.wait()
-                s.changed.clear()
-
-
 @contextlib.asynccontextmanager
 async def _thread_cm(cm: contextlib.AbstractContextManager[Any]) -> AsyncIterator[Any]:
     """A blocking context manager entered and left in a worker thread."""
@@ -203,22 +108,7 @@ async def _thread_cm(cm: contextlib.AbstractContextManager[Any]) -> AsyncIterato
         await asyncio.to_thread(cm.__exit__, None, None, None)
 
 
-@contextlib.asynccontextmanager
-async def _receiver(run: Run) -> AsyncIterator[str]:
-    """The webhook receiver on a free loopback port; yields its base URL."""
-    app = web.Application()
-    app.router.add_post("/hook/{name}", run.hook)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    try:
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        yield f"http://127.0.0.1:{port}/hook"
-    finally:
-        await runner.cleanup()
-
-
-def _config(s: Settings, group_wait_s: float, gauges: int) -> dict[str, str]:
+def _config(s: Settings, group_wait_s: float, gauges: int, rate: float) -> dict[str, str]:
     return {"Alertmanager": f"group_wait {group_wait_s:g} s, group_interval {group_wait_s:g} s "
                             "(lowered for the bench; shipped: 30 s, 5 min)",
             "Pantau": f"influx.flush_interval_s {s.influx.flush_interval_s:g} (the batch "
@@ -227,16 +117,21 @@ def _config(s: Settings, group_wait_s: float, gauges: int) -> dict[str, str]:
                       f"{s.processors.flood_min_duration_s:g}; a delivery round at once after "
                       "a change (50 ms to gather a burst)",
             "load": f"{gauges} gauges of the Blitar registry at once, each waiting for its "
-                    "notice and its resolve before the next crossing"}
+                    "notice and its resolve before the next crossing; background: "
+                    + (f"{rate:g} msg/s from the weather stations" if rate else "none")}
 
 
 async def measure(broker: Mosquitto, influx: InfluxDB1, db: str, work: Path, *, samples: int,
-                  gauges: int = 9, group_wait_s: float = 1.0, seed: int = 0) -> Report:
+                  gauges: int = 9, group_wait_s: float = 1.0, background: float = 0.0,
+                  seed: int = 0) -> Report:
     """Run the crossings against ``broker``, ``influx`` (database ``db``) and an Alertmanager
-    and ``pantau run`` started in ``work``; see the module docstring."""
+    and ``pantau run`` started in ``work``, with ``background`` msg/s of weather-station
+    readings meanwhile (a publisher process); see the module docstring."""
     registry_path = default_registry_path()
-    rivers = [d for d in load_registry(registry_path).devices if d.kind == "river_gauge"
+    devices = load_registry(registry_path).devices
+    rivers = [d for d in devices if d.kind == "river_gauge"
               and {"siaga_cm", "awas_cm"} <= d.params.keys()][:gauges]
+    stations = [(d.site, d.id) for d in devices if d.kind == "weather_station"]
     template = (resources.files("alerts") / "data" / "pantau.tmpl").read_text(encoding="utf-8")
     client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     client.username_pw_set(*broker.admin)
@@ -246,7 +141,7 @@ async def measure(broker: Mosquitto, influx: InfluxDB1, db: str, work: Path, *, 
         stack.callback(client.disconnect)
         stack.callback(client.loop_stop)
         run = Run(client, load_settings(None, env={}).mqtt.topic_prefix, samples, seed)
-        hook = await stack.enter_async_context(_receiver(run))
+        hook = await stack.enter_async_context(receiver(run))
         am = Alertmanager(work / "am", files={"pantau.tmpl": template},
                           config=am_config(hook, group_wait_s))
         stack.push_async_callback(asyncio.to_thread, am.stop)
@@ -255,9 +150,17 @@ async def measure(broker: Mosquitto, influx: InfluxDB1, db: str, work: Path, *, 
                  "PANTAU_ALERTS_ALERTMANAGER_URLS": am.url,
                  "PANTAU_MQTT_CLIENT_ID": f"pantau-bench-alerts-{os.getpid()}-{time.time_ns()}"}
         config = _config(load_settings(None, env={**os.environ, **extra}), group_wait_s,
-                         len(rivers))
+                         len(rivers), background)
         _, url = await stack.enter_async_context(_thread_cm(running_pantau(
             broker, influx, db, registry_path, work / "pantau.log", **extra)))
+        if background:  # stopped (terminated) once the crossings are done
+            load = mp.get_context("spawn").Process(target=publish, daemon=True, args=(
+                broker.host, broker.port, *broker.admin, stations, int(background * 86400), 0,
+                background))
+            load.start()
+            stack.callback(load.join, 30)
+            stack.callback(load.terminate)
+            await asyncio.sleep(3.0)  # the load flowing before the first crossing
         http = await stack.enter_async_context(aiohttp.ClientSession())
         async with asyncio.TaskGroup() as tg:
             poller = tg.create_task(run.poll(http, am.url))
@@ -276,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gauges", type=int, default=9, help="river gauges at once (default 9)")
     p.add_argument("--group-wait", type=float, default=1.0,
                    help="Alertmanager group_wait and group_interval, s (default 1)")
+    p.add_argument("--background", type=float, default=0.0, metavar="RATE",
+                   help="weather-station messages/s meanwhile (default 0: none)")
     a = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="pantau-bench-") as tmp:
         work = Path(tmp)
@@ -286,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
             influx.create_database("bench")
             influx.create_tiers("bench")
             report = asyncio.run(measure(broker, influx, "bench", work, samples=a.samples,
-                                         gauges=a.gauges, group_wait_s=a.group_wait))
+                                         gauges=a.gauges, group_wait_s=a.group_wait,
+                                         background=a.background))
     print("\n" + "\n".join(report.lines()))
     return 0 if report.arrived == len(report.samples) == a.samples else 1
