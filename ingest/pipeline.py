@@ -43,23 +43,12 @@ Guarantees:
   written in the same request as the readings they come from, so one acknowledgement covers
   both; they have origin -1 and are not readings (counted apart; a refused one is counted and
   logged, not dead-lettered).
-- The processor chain runs in a worker thread (`asyncio.to_thread`), so that a big batch does
-  not hold the event loop: only the writer calls the chain, one call at a time (the checkpoint
-  and its state snapshot come after, never during, a batch's processing); listeners, counters
-  and acks stay on the event loop.
-- Checkpoint, at most every ``snapshot_interval_s`` (0: every batch) and after `drain`, after
-  the writes and before the acks: the tiers of the batches since the last one (aggregated
-  there in one pass, `processors.Chain.flush_tiers`), one row per bucket, written with the
-  same retries (a tier whose retention policy or bucket is missing is skipped, counted and
-  logged with the fix: tiers can be rebuilt from the readings, held-back readings cannot);
-  then the processors' state (`StateFile`), which `restore_state` loads on start
-  (`ingest.checkpoint`).
+- Processing, checkpoints and listeners: `ingest.write_loop`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -94,9 +83,6 @@ HELP: dict[str, tuple[str, str]] = {  # this module's metrics (`Metrics.describe
                              "included (and the open one once it is due: it grows meanwhile)."),
     "pantau_reading_paused": ("gauge", "1 while MQTT reading is paused by back-pressure."),
 }
-
-log = logging.getLogger("pantau.pipeline")
-
 
 class Broker(Protocol):
     def ack(self, mid: int, generation: int) -> bool: ...

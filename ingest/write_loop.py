@@ -11,6 +11,17 @@ Contract:
   dead-lettered, and after the listeners were told; a failure of the dead-letter file is
   retried (with the writer's backoff) and nothing of the batch is acknowledged meanwhile.
 - A listener that raises is counted and logged; ingest goes on (the data is stored).
+- The processor chain runs in a worker thread (`asyncio.to_thread`), so that a big batch does
+  not hold the event loop: only the writer calls the chain, one call at a time (the checkpoint
+  and its state snapshot come after, never during, a batch's processing); listeners, counters
+  and acks stay on the event loop.
+- Checkpoint, at most every ``snapshot_interval_s`` (0: every batch) and after the
+  pipeline's `drain`, after the writes and before the acks: the tiers of the batches since
+  the last one (aggregated there in one pass, `processors.Chain.flush_tiers`), one row per
+  bucket, written with the same retries (a tier whose retention policy or bucket is missing
+  is skipped, counted and logged with the fix: tiers can be rebuilt from the readings,
+  held-back readings cannot); then the processors' state (`StateFile`), which the pipeline
+  restores on start (`ingest.checkpoint`).
 - `WriteLoop.run` runs until cancelled; cancel it only once the intake is idle (`drain`).
 """
 

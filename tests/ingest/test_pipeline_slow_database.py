@@ -30,7 +30,7 @@ from processors.domain.derived import Tier
 from tests.ingest.test_pipeline import Broker
 from tests.ingest.test_pipeline_adaptive import NOW_S, TOPIC, message
 
-DELAY_S, SLOW_S = 1.0, 0.5  # every write takes DELAY_S: slow once one has finished
+DELAY_S, SLOW_S = 2.0, 1.0  # every write takes DELAY_S: slow once one has finished
 BATCH, MAX_BATCH, CHUNK, ROUNDS = 100, 1000, 300, 3
 
 
