@@ -16,10 +16,11 @@ is sealed when it holds ``batch_size`` readings, or ``flush_interval_s`` after i
 message if the writer is free by then; while a write is in flight the open batch keeps
 growing until the writer is free or the batch is full, so each write carries everything that
 arrived during the previous one instead of one flush interval's worth. "Full" is
-``batch_size`` readings, or ``max_batch_size`` once the write in flight has been in the
-database's hands for ``slow_write_s`` or more: a slow database (seconds per write) then gets
-fewer, bigger writes, and Pantau stores ``max_batch_size`` readings per write latency instead
-of falling behind at ``batch_size`` per latency. A healthy one (milliseconds per write, even
+``batch_size`` readings, or ``max_batch_size`` while writes are slow: the last batch's
+write, or the one in flight so far, took ``slow_write_s`` or more (retries included) and the
+last attempt did not fail. A slow database (seconds per write) then gets fewer, bigger
+writes, and Pantau stores up to ``max_batch_size`` readings per write latency instead of
+falling behind at ``batch_size`` per latency. A fast one (well under a second per write, even
 when Pantau is overloaded and the writer is busy with CPU work) keeps ``batch_size`` writes,
 whose per-batch work on the event loop (listeners, dead letters, acks) stays short. While the
 database fails (the last attempt failed), batches are sealed by age again, so reading pauses
