@@ -211,12 +211,14 @@ def _phases(a: argparse.Namespace, ctx: Any, broker: Any, influx: Any, registry_
                            *_watch(proc, url, baseline, baseline, t, failed, allowed)]
         influx.create_database("fleet")
         influx.create_tiers("fleet")
+        t_start = time.perf_counter()
         with running_pantau(broker, influx, "fleet", registry_path, work / "pantau.log",
                             PANTAU_MQTT_CLIENT_ID="bench-fleet") as (proc, url):
-            rss0 = _rss_mb(proc.pid)[0]
-            print(f"default chain: idle RSS {rss0:.0f} MB; {a.messages:,} messages flat "
-                  "out ...", flush=True)
-            report.append(f"  default chain, flat out (idle RSS {rss0:.0f} MB):")
+            ready_s, rss0 = time.perf_counter() - t_start, _rss_mb(proc.pid)[0]
+            print(f"default chain: ready in {ready_s:.1f} s, idle RSS {rss0:.0f} MB; "
+                  f"{a.messages:,} messages flat out ...", flush=True)
+            report.append(f"  default chain, flat out (ready in {ready_s:.1f} s, idle RSS "
+                          f"{rss0:.0f} MB):")
             t, cpu0 = time.perf_counter(), _cpu_s(proc.pid)
             allowed, failed = _flat_out(ctx, broker, devices, a.messages, a.publishers, span)
             report += _watch(proc, url, a.messages, every, t, failed, allowed)
