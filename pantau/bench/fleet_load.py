@@ -4,13 +4,17 @@ A publisher process owns some devices and sends their messages in time order. Me
 of device ``d`` is at ``offset[d] + k * interval_s[d]`` of the fleet's simulated span (offsets
 spread the devices over their interval); stamped ``start + that`` (``start``: the span ends just
 before now) or, paced for latency, with the sending time. Payloads are JSON reading sets of the
-device's kind, values inside each metric's valid range drifting smoothly from message to
-message (64 pre-rendered steps per kind), ~60-200 bytes.
+device's metrics: what the simulator's normal day publishes for the device (for a clone, for
+its original), 64 consecutive reports pre-rendered per original and repeated, ~60-200 bytes.
+A normal day, because the bench measures the city's ordinary load: payloads at the bottom of
+each range would be a battery at 1.2 V, freezing fridges and mains off on every device, and
+the run would measure one alert per device instead.
 """
 
 from __future__ import annotations
 
-import math
+import json
+import re
 import select
 import socket
 import struct
@@ -21,10 +25,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from devices.registry import Metric, Registry
+from devices.catalogue import load_rivers
+from devices.registry import Registry
+from devices.simulator import Simulator
 from pantau.bench.load import CHUNK, WINDOW, _packet, _utf8
 
 STEPS = 64
+CLONE = re.compile(r"-c\d{4}$")  # `devices.simulator.fleet.grow`'s clone ids: original-cNNNN
+DAY_START_S = 1_780_272_000.0  # 2026-06-01 00:00 UTC (07:00 WIB), dry season
 I64 = npt.NDArray[np.int64]
 
 
@@ -37,27 +45,31 @@ class Device:
 
 
 def device_specs(registry: Registry) -> list[Device]:
-    """What a publisher needs of each device (picklable, the renderings shared per kind)."""
-    rendered: dict[str, tuple[str, ...]] = {}
-    out = []
-    for d in registry.devices:
-        if d.kind not in rendered:
-            rendered[d.kind] = tuple(_values(d.metrics, j) for j in range(STEPS))
-        out.append(Device(d.site, d.id, d.interval_s, rendered[d.kind]))
-    return out
+    """What a publisher needs of each device (picklable, the renderings shared per original)."""
+    originals = [d for d in registry.devices if not CLONE.search(d.id)]
+    rendered = _normal_day(Registry(registry.sites, tuple(originals), source=registry.source))
+    return [Device(d.site, d.id, d.interval_s, rendered[CLONE.sub("", d.id)])
+            for d in registry.devices]
 
 
-def _values(metrics: tuple[Metric, ...], j: int) -> str:
-    parts = []
-    for m in metrics:
-        lo = m.min if math.isfinite(m.min) else 0.0
-        hi = m.max if math.isfinite(m.max) else lo + 100.0
-        if m.unit == "bool":
-            v = 0.0
-        else:  # low in the range (no flood stage, no alarm), drifting with the step
-            v = round(lo + (hi - lo) * (0.08 + 0.02 * math.sin(2 * math.pi * j / STEPS)), 2)
-        parts.append(f'"{m.name}":{v}')
-    return "{" + ",".join(parts) + "}"
+def _normal_day(registry: Registry) -> dict[str, tuple[str, ...]]:
+    """`STEPS` consecutive "values" objects per device, as the normal-day simulator publishes
+    them (a fixed seed and start, so every run sends the same)."""
+    rivers = load_rivers(registry.source, registry) if registry.source else {}
+    sim = Simulator(registry, scenario_name="normal", seed=7, start_s=DAY_START_S,
+                    rivers=rivers, tick_s=min(d.interval_s for d in registry.devices))
+    need = {d.id: d for d in registry.devices}
+    got: dict[str, list[str]] = {d: [] for d in need}
+    span = (STEPS + 2) * max(d.interval_s for d in registry.devices)
+    for m in sim.advance(DAY_START_S + span):
+        if m.kind == "telemetry" and len(got[m.device]) < STEPS:
+            values = json.loads(m.payload)["values"]
+            got[m.device].append(json.dumps(values, separators=(",", ":")))
+    short = [d for d, v in got.items() if len(v) < STEPS]
+    if short:
+        raise RuntimeError(f"the normal-day simulator sent fewer than {STEPS} reports for "
+                           f"{short[:5]}")
+    return {d: tuple(v) for d, v in got.items()}
 
 
 def schedule_span_s(devices: list[Device], n: int) -> float:

@@ -35,3 +35,18 @@ def test_payloads_are_the_kinds_metrics_inside_their_ranges() -> None:
             assert list(values) == [m.name for m in d.metrics]
             for m in d.metrics:
                 assert m.min <= values[m.name] <= m.max, (d.id, m.name)
+
+
+def test_payloads_are_a_normal_day_no_gauge_at_its_waspada_level() -> None:
+    from devices.catalogue import load_rivers
+    from devices.simulator.fleet import grow
+
+    grown, _ = grow(REGISTRY, load_rivers(default_registry_path(), REGISTRY), 300)
+    gauges = 0
+    for spec, d in zip(device_specs(grown), grown.devices, strict=True):
+        if "waspada_cm" in d.params:
+            gauges += 1
+            levels = [json.loads(v)["level_cm"] for v in spec.values]
+            assert max(levels) < d.params["waspada_cm"], d.id
+            assert len(set(levels)) > 1, d.id  # the river moves from report to report
+    assert gauges > 9  # the clones too
