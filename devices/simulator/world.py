@@ -8,7 +8,8 @@ Python. Time is simulated epoch seconds passed in; randomness comes from the inj
 Rivers: each gauge holds a linear reservoir fed by the rain over it (time constant ``TAU_H``);
 its flood index is ``(1 - W) * local + W * upstream index LAG earlier``, where the lag is the
 river distance over the wave celerity. Level = base + 1.3 * (awas - base) * tanh(index), so a
-sustained ~25 mm/h reaches Awas and a passing shower only stirs the river.
+sustained ~25 mm/h reaches Awas and a passing shower only stirs the river. The rain a
+reservoir gets is its catchment's (``CATCHMENT_DEG``), not the point rain at the gauge.
 
 Vaccine fridges (kind ``cold_chain``) are `devices.simulator.coldchain.ColdChain`: their
 metrics (and their monitors' backup batteries) come from it.
@@ -32,6 +33,7 @@ I = npt.NDArray[np.intp]  # noqa: E741
 HOUR = 3600.0
 WIB = 7 * HOUR  # Blitar's local time, for the diurnal cycles
 TAU_H, R0_MMPH, W_UP, CELERITY_MS = 2.0, 25.0, 0.6, 1.5
+CATCHMENT_DEG = 0.2  # ~22 km: the rain a gauge's river gathers within the regency
 KELUD = (-7.95, 112.30)
 
 
@@ -119,7 +121,7 @@ class World:
         self._spawn_storms(h)
         s = self.storms
         d2 = (self.lat[None, :] - s[:, :1]) ** 2 + (self.lon[None, :] - s[:, 1:2]) ** 2
-        rain = (s[:, 3:4] * np.exp(-d2 / (2 * s[:, 2:3] ** 2))).sum(axis=0)
+        rain = cells = (s[:, 3:4] * np.exp(-d2 / (2 * s[:, 2:3] ** 2))).sum(axis=0)
         front = self._front(self.t)
         if front:
             dk = (self.lat - KELUD[0]) ** 2 + (self.lon - KELUD[1]) ** 2
@@ -127,7 +129,15 @@ class World:
         self.rain_now = rain
         self.rain_acc += rain * self.dt / HOUR
         dt_h = self.dt / HOUR
-        local = rain[self.gauges] / R0_MMPH
+        # A river answers the rain over its catchment, not the point rain at its gauge: a
+        # convective cell (3-9 km) wets a small part of it, so a shower over the gauge only
+        # stirs the river. The cell's Gaussian averaged over a Gaussian catchment of
+        # CATCHMENT_DEG. A front (0.35 deg, regency-wide) wets whole catchments: its point
+        # rain stands for theirs (and the flood scenario's stages are set by it).
+        w2 = s[:, 2:3] ** 2 + CATCHMENT_DEG**2
+        basin = (s[:, 3:4] * s[:, 2:3] ** 2 / w2 * np.exp(-d2[:, self.gauges] / (2 * w2))
+                 ).sum(axis=0) + (rain - cells)[self.gauges]
+        local = basin / R0_MMPH
         self.store += dt_h * (local - self.store / TAU_H)
         q = self.store / TAU_H
         k, hl = self.k, len(self.hist)

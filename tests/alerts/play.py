@@ -24,7 +24,7 @@ from tests.alerts.helpers import chain, rules
 BATCH = 2000
 
 
-def play(tmp: Path, scenario: str, start_s: float, hours: float) -> Evaluator:
+def play(tmp: Path, scenario: str, start_s: float, hours: float, seed: int = 0) -> Evaluator:
     """The evaluator (with its book) after ``hours`` of ``scenario`` from ``start_s``."""
     path = default_registry_path()
     registry = load_registry(path)
@@ -33,7 +33,7 @@ def play(tmp: Path, scenario: str, start_s: float, hours: float) -> Evaluator:
     book = Book(AlertDB(tmp / "alerts.sqlite"))
     book.open(int(start_s * 1e9))
     ev = Evaluator(compile_rules(rules(), table), table, book)
-    sim = Simulator(registry, scenario_name=scenario, seed=0, start_s=start_s,
+    sim = Simulator(registry, scenario_name=scenario, seed=seed, start_s=start_s,
                     rivers=load_rivers(path, registry))
     rows: list[tuple[int, int, float]] = []
 

@@ -1,6 +1,7 @@
 """The simulator's scenarios through the chain and the shipped rules: a normal day pages
-nobody (only the Watchdog, and tickets for broken lamps), an outage raises DeviceOffline and
-resolves it. Bounded: a normal afternoon (12:00-18:00 WIB, the storms); PANTAU_SLOW=1: 24 h."""
+nobody (only the Watchdog, and tickets for broken lamps), whatever its storms (four seeds);
+an outage raises DeviceOffline and resolves it. Bounded: a normal afternoon (12:00-18:00
+WIB, the storms); PANTAU_SLOW=1: 24 h."""
 
 from __future__ import annotations
 
@@ -16,9 +17,12 @@ pytestmark = pytest.mark.slow
 NOON_WIB = dt.datetime(2026, 11, 28, 12, tzinfo=dt.timezone(dt.timedelta(hours=7))).timestamp()
 
 
-def test_a_normal_day_pages_nobody(tmp_path: Path) -> None:
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_a_normal_day_pages_nobody(tmp_path: Path, seed: int) -> None:
+    """Seeds 1-3 paged RiverRisingFast (seed 1 also FloodStage Waspada) while a gauge's river
+    answered the point rain of a storm cell over it, not its catchment's."""
     hours = 24.0 if os.environ.get("PANTAU_SLOW") else 6.0
-    ev = play(tmp_path, "normal", NOON_WIB, hours)
+    ev = play(tmp_path, "normal", NOON_WIB, hours, seed)
     paged = {e.alertname for e in ev.book.history({"state": {"firing"}}, 0, 10_000)
              if e.alertname != "Watchdog" and e.severity != "info"}
     assert paged == set()
