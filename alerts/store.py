@@ -4,18 +4,23 @@ acknowledgement links already used, in ``<state_dir>/alerts.sqlite`` (WAL).
 `AlertDB` is synchronous and called from the event loop: an alert changes rarely, and writing
 the change *before* the batch that caused it is acknowledged to the broker (`on_stored` runs
 before the ack) is what lets a restart neither re-fire nor forget. Each write is one small
-transaction; the cost per stored batch without a transition is nothing.
+transaction; the cost per stored batch without a transition is nothing. A file SQLite cannot
+use never stops start-up: it is set aside as ``alerts.sqlite.corrupt-<time>`` with a warning.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.sqlite import open_checked
+
+log = logging.getLogger("pantau.alerts")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS alert (id TEXT PRIMARY KEY, doc TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS alert_history (
@@ -65,19 +70,24 @@ class AlertDB:
 
     def open(self, prune_before_ns: int = 0) -> list[dict[str, Any]]:
         """Create the file and schema when missing, drop history and used links older than
-        ``prune_before_ns``; return the saved alerts (their documents)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, isolation_level=None)
-        self._conn = conn
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA busy_timeout=5000")
-        conn.executescript(SCHEMA)
-        with conn:
-            conn.execute("BEGIN")
-            conn.execute("DELETE FROM alert_history WHERE ts_ns < ?", (prune_before_ns,))
-            conn.execute("DELETE FROM ack_link_used WHERE ts_ns < ?", (prune_before_ns,))
-        return [json.loads(doc) for (doc,) in conn.execute("SELECT doc FROM alert")]
+        ``prune_before_ns``; return the saved alerts (their documents). A corrupt file is set
+        aside and an empty store started (`core.sqlite.open_checked`)."""
+        def setup(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            conn.executescript(SCHEMA)
+            with conn:
+                conn.execute("BEGIN")
+                conn.execute("DELETE FROM alert_history WHERE ts_ns < ?", (prune_before_ns,))
+                conn.execute("DELETE FROM ack_link_used WHERE ts_ns < ?", (prune_before_ns,))
+            try:
+                return [json.loads(doc) for (doc,) in conn.execute("SELECT doc FROM alert")]
+            except ValueError as e:  # a damaged page the quick check let through
+                raise sqlite3.DatabaseError(f"a saved alert is not JSON: {e}") from e
+
+        self._conn, docs = open_checked(
+            self.path, setup, log=log,
+            lost="alerts store (the alerts' history and state are gone; conditions that still "
+                 "hold raise their alerts again)")
+        return docs
 
     def write(self, upsert: Mapping[str, dict[str, Any]], delete: Sequence[str],
               events: Sequence[Event]) -> None:

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from core.sqlite import open_checked
 
 log = logging.getLogger("pantau.status")
 
@@ -77,45 +78,24 @@ class StatusDB:
 
     def open(self, prune_before_ns: int = 0) -> Loaded:
         """Create the file and schema when missing, drop history older than
-        ``prune_before_ns``, and return the saved state; a corrupt file is set aside first."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            return self._open(prune_before_ns)
-        except sqlite3.DatabaseError as e:  # "file is not a database", "malformed", ...
-            self.close()
-            if isinstance(e, sqlite3.OperationalError):
-                raise  # locked, read-only, disk full: the file may be fine, keep it
-            aside = self._set_aside()
-            log.warning("%s is corrupt (%s): set aside as %s; starting with an empty device "
-                        "status store (statuses and last values return with the next "
-                        "messages)", self.path, e, aside)
-            return self._open(prune_before_ns)
+        ``prune_before_ns``, and return the saved state; a corrupt file is set aside first
+        (`core.sqlite.open_checked`)."""
+        def setup(conn: sqlite3.Connection) -> Loaded:
+            conn.executescript(SCHEMA)
+            with conn:
+                conn.execute("BEGIN")
+                conn.execute("DELETE FROM status_history WHERE ts_ns < ?", (prune_before_ns,))
+            return Loaded(
+                statuses=conn.execute("SELECT device, status, since_ns, cause, last_seen_ns "
+                                      "FROM device_status").fetchall(),
+                values=conn.execute("SELECT device, metric, ts_ns, value "
+                                    "FROM last_value").fetchall())
 
-    def _set_aside(self) -> Path:
-        aside = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
-        for suffix in ("", "-wal", "-shm"):  # a stale WAL must not meet the new file
-            part = Path(f"{self.path}{suffix}")
-            if part.exists():
-                part.replace(Path(f"{aside}{suffix}"))
-        return aside
-
-    def _open(self, prune_before_ns: int) -> Loaded:
-        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._conn = conn
-        check = conn.execute("PRAGMA quick_check(1)").fetchone()
-        if check is None or check[0] != "ok":
-            raise sqlite3.DatabaseError(f"integrity check: {check[0] if check else 'no answer'}")
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable at checkpoints
-        conn.execute("PRAGMA busy_timeout=5000")
-        conn.executescript(SCHEMA)
-        with conn:
-            conn.execute("BEGIN")
-            conn.execute("DELETE FROM status_history WHERE ts_ns < ?", (prune_before_ns,))
-        return Loaded(
-            statuses=conn.execute("SELECT device, status, since_ns, cause, last_seen_ns "
-                                  "FROM device_status").fetchall(),
-            values=conn.execute("SELECT device, metric, ts_ns, value FROM last_value").fetchall())
+        self._conn, loaded = open_checked(
+            self.path, setup, log=log, check_same_thread=False,
+            lost="device status store (statuses and last values return with the next "
+                 "messages)")
+        return loaded
 
     def write(self, statuses: list[StatusRow], values: list[ValueRow],
               history: list[HistoryRow]) -> None:
