@@ -107,6 +107,9 @@ class MqttSource:
             self.last_error = f"subscription refused: {failed[0]}"
             log.error("MQTT %s (check the ACL of %r)", self.last_error, self._s.username)
             return
+        if not self._subscribed.is_set():  # the line that says telemetry now flows in
+            log.info("MQTT subscribed to %s: ingesting", ", ".join(
+                topics.subscriptions(self._s.topic_prefix, self._s.shared_group)))
         self._subscribed.set()
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
