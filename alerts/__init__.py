@@ -1,7 +1,8 @@
 """Alerts: Pantau raises them, Prometheus Alertmanager delivers them (DESIGN.md, Alerts).
 
 - `alerts.rules`, `alerts.rules_yaml`: the rules file (``alerts/data/blitar.rules.yaml``);
-- `alerts.compile`: rules against the chain's series table -> checks with per-slot arrays;
+- `alerts.compile`, `alerts.compile_slots`: rules against the chain's series table -> checks
+  with per-slot arrays (slots selected by array operations; alert ids as 64-bit numbers);
 - `alerts.machine`: the vectorised state machine (pending, firing, ``for``,
   ``keep_firing_for``, hysteresis) of one check;
 - `alerts.evaluate`: the `Evaluator`, a stored-batch and device-status listener;
