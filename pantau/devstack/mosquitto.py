@@ -26,8 +26,11 @@ here; not published in deploy/) and, over TLS, by the client certificate.
 from __future__ import annotations
 
 import getpass
+import threading
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from devices import topics
@@ -170,6 +173,19 @@ class Mosquitto(Daemon):
         """The all-topics test/admin identity's (username, password)."""
         return self.credentials(ADMIN_USER)
 
+    def wait_accepts(self, username: str, password: str, *, within: float = 30.0) -> None:
+        """Return once the broker accepts ``username`` with ``password`` on the services
+        listener: after a SIGHUP (`devices.provision.reload_broker`) Mosquitto re-reads its
+        password file only in its next loop iteration. `DevstackError` if it still refuses
+        after ``within`` seconds."""
+        deadline = time.monotonic() + within
+        while (refused := _refusal(self.host, self.port, username, password)) \
+                and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if refused:
+            raise DevstackError(f"Mosquitto on {self.host}:{self.port} still refuses "
+                                f"{username!r} after {within:.0f} s: {refused}")
+
     def _listener_lines(self) -> list[str]:
         # `use_username_as_clientid` belongs to the listener above it, whatever
         # per_listener_settings says; the TLS options too.
@@ -221,3 +237,30 @@ class Mosquitto(Daemon):
 
     def _ready(self) -> bool:
         return all(port_open(self.host, port) for port in self.listeners().values())
+
+
+def _refusal(host: str, port: int, username: str, password: str) -> str:
+    """Why the broker refuses an MQTT v5 connection as ``username`` ("" when it accepts)."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    answer = ["no CONNACK within 5 s"]
+    done = threading.Event()
+
+    def on_connect(_c: object, _u: object, _f: object, reason: Any, _p: object) -> None:
+        answer[0] = str(reason) if reason.is_failure else ""
+        done.set()
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.username_pw_set(username, password)
+    client.on_connect = on_connect
+    try:
+        client.connect(host, port)
+        client.loop_start()
+        done.wait(5.0)
+    except OSError as e:
+        answer[0] = str(e) or type(e).__name__
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return answer[0]

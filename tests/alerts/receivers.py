@@ -86,9 +86,11 @@ class Receivers:
             controller.stop()
 
 
-async def until(predicate: Callable[[], Any], within: float = 20.0, what: str = "") -> Any:
+async def until(predicate: Callable[[], Any], within: float = 20.0, what: str = "",
+                explain: Callable[[], str] | None = None) -> Any:
     """Poll ``predicate`` (a function, or a coroutine function) until it returns something
-    truthy (returned) or time runs out."""
+    truthy (returned) or time runs out; the failure says ``what`` and, given ``explain``, what
+    it returns (the state that did not match)."""
     deadline = time.monotonic() + within
     while True:
         value = predicate()
@@ -97,7 +99,8 @@ async def until(predicate: Callable[[], Any], within: float = 20.0, what: str = 
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or predicate}")
+            more = f"\n{explain()}" if explain is not None else ""
+            raise AssertionError(f"timed out waiting for {what or predicate}{more}")
         await asyncio.sleep(0.1)
 
 

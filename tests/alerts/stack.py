@@ -21,7 +21,7 @@ from core.metrics import Metrics
 from pantau.devstack.alertmanager import Alertmanager
 from processors import Chain
 from tests.alerts.helpers import S, chain, rules, stored
-from tests.alerts.receivers import Receivers
+from tests.alerts.receivers import Receivers, dump
 
 TEMPLATE = (Path(__file__).parents[2] / "alerts" / "data" / "pantau.tmpl").read_text()
 Spawn = Callable[[Alertmanager], Alertmanager]
@@ -63,6 +63,15 @@ class Stack:
                                 "alertmanager_notification_requests_total{",
                                 "alertmanager_notification_requests_failed_total{")))
         return done >= len(self.rx.got.hooks)
+
+    def explain(self, receiver: str) -> str:
+        """What ``receiver`` got, what the Alertmanagers hold and what Pantau has (for a
+        failure message)."""
+        held = [[(a["status"]["state"], a["labels"].get("device"), a["labels"].get("stage"),
+                  a["startsAt"], a["endsAt"]) for a in am.alerts()] for am in self.ams]
+        return (f"{receiver} received: {dump(self.rx.got.by(receiver))}\n"
+                f"the Alertmanagers hold: {held}\nPantau has: "
+                f"{[(a.state, a.labels, a.sent) for a in self.service.book.alerts.values()]}")
 
     def alert(self, **labels: str) -> str:
         return next(a.id for a in self.service.book.alerts.values()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import stat
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -44,8 +43,9 @@ def broker(tmp_path: Path, spawn: Callable[[Mosquitto], Mosquitto]) -> Broker:
     provision(REGISTRY, tmp_path)
     assert mq.pid is not None
     reload_broker(mq.pid)
-    time.sleep(0.3)  # the reload happens in the broker's next loop iteration
-    return mq, load_credentials(tmp_path / "credentials.json")
+    creds = load_credentials(tmp_path / "credentials.json")
+    mq.wait_accepts("pantau", creds["pantau"])  # reloaded in the broker's next loop iteration
+    return mq, creds
 
 
 def _connect(mqtt_client: MqttFactory, broker: Broker,

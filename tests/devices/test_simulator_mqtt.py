@@ -25,8 +25,9 @@ def _broker(tmp_path: Path, spawn: Callable[[Mosquitto], Mosquitto]) -> tuple[Mo
     provision(REGISTRY, tmp_path, extra={"sim-gateway": ("topic write pantau/#",)})
     assert mq.pid is not None
     reload_broker(mq.pid)
-    time.sleep(0.3)
-    return mq, load_credentials(tmp_path / "credentials.json")
+    creds = load_credentials(tmp_path / "credentials.json")
+    mq.wait_accepts("pantau", creds["pantau"])  # reloaded in the broker's next loop iteration
+    return mq, creds
 
 
 def test_devices_publish_with_their_own_clients_and_lwt(

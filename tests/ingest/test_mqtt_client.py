@@ -69,6 +69,14 @@ def test_parser_leaves_malformed_and_other_packets_to_paho() -> None:
     assert _split_publish(b"\x00\x09ab", 0, 4, False) is None  # topic longer than the packet
 
 
+def subscribed(client: mqtt.Client, topic: str) -> None:
+    """Subscribe ``client`` (its network loop running) to ``topic`` and wait for the SUBACK."""
+    done = threading.Event()
+    client.on_subscribe = lambda *_: done.set()
+    client.subscribe(topic, qos=1)
+    assert done.wait(30), f"no SUBACK for {topic}"
+
+
 def test_real_broker_delivery_manual_ack_and_redelivery(mosquitto: Mosquitto) -> None:
     user, password = mosquitto.admin
     got: list[int] = []
@@ -86,9 +94,8 @@ def test_real_broker_delivery_manual_ack_and_redelivery(mosquitto: Mosquitto) ->
         return c
 
     sub = connect("lean-test")
-    sub.subscribe("lean/test", qos=1)
     sub.loop_start()
-    time.sleep(0.3)
+    subscribed(sub, "lean/test")
     pub: Any = mqtt.Client(CallbackAPIVersion.VERSION2)
     pub.username_pw_set(user, password)
     pub.connect(mosquitto.host, mosquitto.port)
@@ -102,7 +109,7 @@ def test_real_broker_delivery_manual_ack_and_redelivery(mosquitto: Mosquitto) ->
     with lock:
         first = got[:400]
     sub.ack_many(first)  # acknowledge 400 of 500
-    time.sleep(0.3)
+    subscribed(sub, "lean/barrier")  # the broker handles packets in order: the acks are in
     sub.disconnect()
     sub.loop_stop()
     got.clear()
