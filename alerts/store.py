@@ -15,10 +15,9 @@ import logging
 import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from core.sqlite import open_checked
+from core.sqlite import Database, open_checked
 
 log = logging.getLogger("pantau.alerts")
 SCHEMA = """
@@ -55,18 +54,10 @@ class Event:
         return {k: getattr(self, k) for k in self.__slots__}
 
 
-class AlertDB:
+class AlertDB(Database):
     """One SQLite connection, used from one thread (the event loop's)."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._conn: sqlite3.Connection | None = None
-
-    @property
-    def conn(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise RuntimeError(f"{self.path}: the alerts database is not open")
-        return self._conn
+    what = "alerts database"
 
     def open(self, prune_before_ns: int = 0) -> list[dict[str, Any]]:
         """Create the file and schema when missing, drop history and used links older than
@@ -124,8 +115,3 @@ class AlertDB:
             f"SELECT * FROM alert_history WHERE {' AND '.join(where)} "
             "ORDER BY ts_ns DESC, rowid DESC LIMIT ?", [*args, limit]).fetchall()
         return [Event(*r) for r in rows]
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None

@@ -9,6 +9,9 @@ aside with its WAL and shared-memory files as ``<name>.corrupt-<UTC time>``, a w
 so and what is lost, and a fresh file goes through ``setup`` instead. An
 `sqlite3.OperationalError` (locked, read-only, disk full) is raised as it is: the file may be
 sound, so it is kept.
+
+`Database` is what a store's class builds on: its path, its one connection once opened
+(`Database.conn`), `Database.close`.
 """
 
 from __future__ import annotations
@@ -42,6 +45,28 @@ def open_checked(path: str | Path, setup: Callable[[sqlite3.Connection], T], *,
         log.warning("%s is corrupt (%s): set aside as %s; starting with an empty %s",
                     path, e, aside, lost)
         return _open(path, setup, check_same_thread)
+
+
+class Database:
+    """A store's SQLite file: ``path``, and its connection once the store's ``open`` set
+    ``_conn`` (`open_checked`); ``what`` names the store in the error for use before that."""
+
+    what = "database"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._conn: sqlite3.Connection | None = None
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise RuntimeError(f"{self.path}: the {self.what} is not open")
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
 
 def set_aside(path: Path) -> Path:

@@ -16,9 +16,8 @@ from __future__ import annotations
 import logging
 import sqlite3
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from core.sqlite import open_checked
+from core.sqlite import Database, open_checked
 
 log = logging.getLogger("pantau.status")
 
@@ -63,18 +62,10 @@ class Loaded:
     values: list[ValueRow] = field(default_factory=list)
 
 
-class StatusDB:
+class StatusDB(Database):
     """One SQLite connection; every method runs on the store's writer thread."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._conn: sqlite3.Connection | None = None
-
-    @property
-    def conn(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise RuntimeError(f"{self.path}: the status database is not open")
-        return self._conn
+    what = "status database"
 
     def open(self, prune_before_ns: int = 0) -> Loaded:
         """Create the file and schema when missing, drop history older than
@@ -117,8 +108,3 @@ class StatusDB:
         return self.conn.execute(
             "SELECT device, ts_ns, status, cause FROM status_history WHERE device = ? "
             "ORDER BY ts_ns DESC, rowid DESC LIMIT ?", (device, limit)).fetchall()
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
