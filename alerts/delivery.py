@@ -34,7 +34,7 @@ from alerts.alertmanager import AlertmanagerClient, NotifyError, rfc3339
 from alerts.lifecycle import Alert, Book
 from alerts.links import sign
 from alerts.settings import AlertSettings
-from core.metrics import Metrics
+from core.metrics import DELAY_BUCKETS, Metrics
 
 log = logging.getLogger("pantau.alerts")
 S = 1_000_000_000
@@ -45,6 +45,9 @@ HELP: dict[str, tuple[str, str]] = {
                                                 "expiries for acknowledgements, by result."),
     "pantau_alerts_escalations_total": ("counter", "Alerts raised to a higher tier, by "
                                         "severity."),
+    "pantau_alert_delivery_seconds": ("histogram", "From Pantau raising an alert (firing) to "
+                                      "an Alertmanager replica accepting it, by replica: the "
+                                      "part of the way to the on-call phone that is Pantau's."),
 }
 
 
@@ -79,11 +82,17 @@ class Delivery:
             self._retry_at[client.url], self._delay[client.url] = 0, 0.0
             self.metrics.counter("pantau_alertmanager_posts_total", replica=client.url,
                                  result="ok").inc()
+            accepted_ns = self.clock()
+            accepted = self.metrics.histogram("pantau_alert_delivery_seconds", DELAY_BUCKETS,
+                                              replica=client.url)
             for a in alerts:
-                newly = a.state == "resolved" and a.sent.get(client.url, 0) < a.resolved_ns
+                first = a.sent.get(client.url, 0) < a.raised_ns if a.state == "firing" \
+                    else client.url not in a.sent  # (emptied when it resolved)
+                if first and a.state == "firing":
+                    accepted.observe(max(accepted_ns - a.raised_ns, 0) / S)
                 a.sent[client.url] = now_ns
-                if newly:
-                    self.book.save(a)
+                if first:
+                    self.book.save(a)  # a restart neither counts it again nor sends it twice
         self.book.drop_resolved(now_ns, self.replicas)
 
     def _due(self, a: Alert, replica: str) -> bool:

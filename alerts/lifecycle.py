@@ -28,8 +28,9 @@ HISTORY_DAYS = 90
 class Alert:
     """One alert (identity ``id`` = hash of ``labels``). Times are ns since the epoch, 0 when not
     (yet): ``since_ns``, ``fired_ns``, ``resolved_ns`` on the data's clock (device
-    timestamps), ``raised_ns`` on Pantau's (when it began to fire here: escalation counts
-    from it, so a backfill of old data does not escalate at once). ``machine``: its check's
+    timestamps), ``raised_ns`` and ``ended_ns`` on Pantau's (when it began to fire here:
+    escalation counts from it, so a backfill of old data does not escalate at once; when it
+    resolved here: a resolved alert is kept ``resolved_keep_s`` from it). ``machine``: its check's
     slot state, put back after a restart. ``silences``: replica URL -> Alertmanager silence
     id while acknowledged; ``sent``: replica URL -> when it last accepted this alert."""
 
@@ -42,6 +43,7 @@ class Alert:
     fired_ns: int = 0
     raised_ns: int = 0
     resolved_ns: int = 0
+    ended_ns: int = 0
     acked_by: str = ""
     acked_ns: int = 0
     ack_comment: str = ""
@@ -118,7 +120,7 @@ class Book:
             elif ch.new == PENDING:
                 a.state = "pending"
             elif ch.old == FIRING:
-                a.state, a.resolved_ns, a.sent = "resolved", ch.ts_ns, {}
+                a.state, a.resolved_ns, a.ended_ns, a.sent = "resolved", ch.ts_ns, now_ns, {}
             else:  # pending that never fired
                 del self.alerts[aid]
                 delete.append(aid)
@@ -144,10 +146,12 @@ class Book:
         self.save(alert, alert.event(now_ns, "acknowledged", who=who, comment=comment))
 
     def drop_resolved(self, now_ns: int, replicas: tuple[str, ...]) -> list[str]:
-        """Forget resolved alerts kept long enough and taken by every replica."""
+        """Forget resolved alerts kept long enough and taken by every replica (``sent`` is
+        emptied when an alert resolves). Both on Pantau's clock: a device's clock ahead or
+        behind neither keeps a resolve nor drops it early."""
         gone = [a.id for a in self.alerts.values() if a.state == "resolved"
-                and now_ns - a.resolved_ns >= self.keep_ns
-                and all(a.sent.get(r, 0) >= a.resolved_ns for r in replicas)]
+                and now_ns - a.ended_ns >= self.keep_ns
+                and all(r in a.sent for r in replicas)]
         for aid in gone:
             del self.alerts[aid]
         self.db.write({}, gone, [])

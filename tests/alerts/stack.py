@@ -33,6 +33,7 @@ class Stack:
     ams: list[Alertmanager]
     service: AlertService
     chain: Chain
+    metrics: Metrics  # the service's
     t: int  # device clock of the next readings (ns)
 
     def feed(self, levels: dict[str, float], minutes: int = 10) -> None:
@@ -95,11 +96,11 @@ async def alert_stack(tmp_path: Path, spawn: Spawn, *, repeat_s: int = 3600, rep
         opts.update(settings)
         service = AlertService(AlertSettings(**opts),  # type: ignore[arg-type]
                                (ch := chain()).table, state_dir=tmp_path / "state",
-                               metrics=Metrics())
+                               metrics=(metrics := Metrics()))
         service.open()
         task = asyncio.create_task(service.run())
         try:
-            yield Stack(rx, ams, service, ch, time.time_ns() - 6 * 3600 * S)
+            yield Stack(rx, ams, service, ch, metrics, time.time_ns() - 6 * 3600 * S)
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

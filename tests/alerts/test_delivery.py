@@ -11,6 +11,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp.test_utils import TestServer
 
+from core.metrics import DELAY_BUCKETS
 from tests.alerts.receivers import alerts_of, dump, until
 from tests.alerts.stack import Spawn, alert_stack, firing_groups
 
@@ -39,6 +40,14 @@ async def test_stages_in_order_grouped_per_river_and_stage_then_resolved(
             (("alertname", "FloodStage"), ("river", "putih"), ("stage", s))
             for s in ("Waspada", "Siaga", "Awas")}
         assert not st.rx.got.by("bpbd-supervisor")
+        # Raised -> accepted by the replica, once per firing alert (2 devices x 3 stages),
+        # and the Watchdog, however many rounds re-sent them.
+        accepted = st.metrics.histogram("pantau_alert_delivery_seconds", DELAY_BUCKETS,
+                                        replica=st.am.url)
+        watchdog = sum(a.labels["alertname"] == "Watchdog"
+                       for a in st.service.book.alerts.values())
+        assert accepted.count == 6 + watchdog, accepted.count
+        assert 0 < accepted.sum / accepted.count < 30
         history = st.service.book.history({"alertname": {"FloodStage"}}, 0, 100)
         assert [e.state for e in reversed(history)][:2] == ["firing", "firing"]
 
