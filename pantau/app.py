@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import time
@@ -194,6 +195,11 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None,
                          SubApp("/ack", alerts.links(), public=True)],
                         tokens=tokens)
         http = await start_http(app, settings.http.host, settings.http.port)
+        # What start-up built (registry, series table, rules, modules) lives as long as the
+        # process: out of the collector's reach, a full collection no longer walks it and
+        # stalls the event loop (70 ms at 1,000 devices under overload, `/healthz` p99 on
+        # its own: docs/reliability.md).
+        gc.freeze()
         log.info("Pantau is up: %d devices, %d series; HTTP on http://%s/ (metrics, readyz, "
                  "api/devices); dead letters in %s", len(registry.devices), len(table),
                  settings.http.listen, dl_path)
