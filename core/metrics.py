@@ -109,6 +109,12 @@ def parse_text(text: str) -> dict[str, float]:
     return out
 
 
+def total(metrics: Mapping[str, float], name: str) -> float:
+    """The sum of ``name`` over all its label sets in a `parse_text` result (0 when absent);
+    ``name_bucket``, ``name_sum`` and ``name_count`` of a histogram are other names."""
+    return sum(v for k, v in metrics.items() if k == name or k.startswith(name + "{"))
+
+
 def collect_help(package: ModuleType) -> dict[str, tuple[str, str]]:
     """Every metric a package counts: the `HELP` mappings of all its modules, merged.
 

@@ -9,7 +9,8 @@ import signal
 import time
 from pathlib import Path
 
-from pantau.faults.proc import FaultError, proc_stats, total
+from core.metrics import total
+from pantau.faults.proc import FaultError, proc_stats
 from pantau.faults.report import Ledger, Result
 from pantau.faults.rig import Recovery, Rig
 from pantau.faults.scale import Size

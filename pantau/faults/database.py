@@ -15,8 +15,8 @@ import asyncio
 import time
 from pathlib import Path
 
+from core.metrics import total
 from pantau.devstack import free_port
-from pantau.faults.proc import total
 from pantau.faults.proxy import FaultProxy
 from pantau.faults.report import Result
 from pantau.faults.rig import Recovery, Rig

@@ -10,8 +10,8 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 
-from core.metrics import Histogram
-from pantau.faults.proc import PantauProc, total
+from core.metrics import Histogram, total
+from pantau.faults.proc import PantauProc
 from pantau.faults.report import Result
 from pantau.faults.rig import Recovery, Rig
 from pantau.faults.scale import Size

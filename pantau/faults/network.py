@@ -18,8 +18,9 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
+from core.metrics import total
 from pantau.devstack import PANTAU_USER, free_port
-from pantau.faults.proc import FaultError, total
+from pantau.faults.proc import FaultError
 from pantau.faults.proxy import FaultProxy
 from pantau.faults.report import Result
 from pantau.faults.rig import Recovery, Rig

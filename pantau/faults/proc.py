@@ -28,11 +28,6 @@ class FaultError(PantauError):
     """The fault rig could not set up or drive a scenario (not a finding about Pantau)."""
 
 
-def total(metrics: dict[str, float], name: str) -> float:
-    """The sum of ``name`` over all its label sets (0 when absent)."""
-    return sum(v for k, v in metrics.items() if k == name or k.startswith(name + "{"))
-
-
 def proc_stats(pid: int) -> tuple[float, float, int, float]:
     """(RSS MB, peak RSS MB, open fds, CPU s) of a live process."""
     rss = hwm = 0.0

@@ -18,6 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from core.metrics import total
 from pantau.devstack import (
     PANTAU_USER,
     InfluxDB1,
@@ -27,7 +28,7 @@ from pantau.devstack import (
     stack_users,
 )
 from pantau.faults.load import SITE, Plan, Sent, publish
-from pantau.faults.proc import FaultError, PantauProc, Sampler, total
+from pantau.faults.proc import FaultError, PantauProc, Sampler
 from pantau.faults.report import Key, Ledger, Result, dead_letters, reconcile
 
 RSS_BOUND_MB = 300.0

@@ -14,9 +14,9 @@ import re
 import time
 from pathlib import Path
 
+from core.metrics import total
 from pantau.app import DRAIN_TIMEOUT_S
 from pantau.devstack import free_port
-from pantau.faults.proc import total
 from pantau.faults.proxy import FaultProxy
 from pantau.faults.report import Result
 from pantau.faults.rig import Recovery, Rig

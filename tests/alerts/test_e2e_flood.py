@@ -12,7 +12,6 @@ import os
 import time
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from alerts.amconfig import Channels, render
@@ -25,18 +24,10 @@ from pantau.devstack.alertmanager import Alertmanager
 from tests.alerts.helpers import rules
 from tests.alerts.receivers import Receivers, until
 from tests.alerts.stack import TEMPLATE, Spawn
-from tests.e2e.conftest import EnvFactory, run_pantau
+from tests.e2e.conftest import EnvFactory, reached, run_pantau
 
 STAGES = ("Waspada", "Siaga", "Awas")
 pytestmark = pytest.mark.slow
-
-
-async def acked(env: dict[str, str]) -> float:
-    url = f"http://{env['PANTAU_HTTP_LISTEN']}/metrics"
-    async with aiohttp.ClientSession() as http, http.get(url) as r:
-        text = await r.text()
-    return sum(float(line.split()[-1]) for line in text.splitlines()
-               if line.startswith("pantau_messages_acked_total"))
 
 
 async def pumped(pub: MuxPublisher) -> bool:
@@ -73,10 +64,8 @@ async def test_flood_scenario_end_to_end(tmp_path: Path, spawn: Spawn, mosquitto
                 done += step
                 sent = pub.acked
                 await until(lambda: pumped(pub), within=60, what="PUBACKs")
-                for _ in range(600):  # Pantau has stored and acknowledged all of it
-                    if await acked(env) >= sent:
-                        break
-                    await asyncio.sleep(0.1)
+                await until(lambda n=sent: reached(env, "pantau_messages_acked_total", n),
+                            within=120, what="Pantau has stored and acknowledged all of it")
                 await asyncio.sleep(1.5)  # Alertmanager's group_wait, then the next 20 min
         pub.close()
     flood = [p for p in rx.got.by("bpbd") if p["groupLabels"]["alertname"] == "FloodStage"]

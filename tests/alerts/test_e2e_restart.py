@@ -15,12 +15,13 @@ import aiohttp
 import pytest
 
 from alerts.amconfig import Channels, render
+from core.metrics import parse_text
 from pantau.devstack import ADMIN_USER, InfluxDB1, Mosquitto
 from pantau.devstack.alertmanager import Alertmanager
 from tests.alerts.helpers import rules
 from tests.alerts.receivers import Receivers, until
 from tests.alerts.stack import TEMPLATE, Spawn, firing_groups
-from tests.e2e.conftest import EnvFactory, PantauProcess, api_headers
+from tests.e2e.conftest import EnvFactory, PantauProcess, api_headers, scrape
 
 pytestmark = pytest.mark.slow
 GAUGE, SITE = "wl-putih-gandusari", "gandusari"   # awas 300, hysteresis 10
@@ -59,21 +60,18 @@ async def subscribed(env: dict[str, str]) -> bool:
     comes later still; what is published before it is not Pantau's to receive (the gauge's
     retained ``online`` is, once it subscribes)."""
     try:
-        async with aiohttp.ClientSession() as http, \
-                http.get(f"http://{env['PANTAU_HTTP_LISTEN']}/metrics") as r:
-            text = await r.text()
+        m = await scrape(env)
     except aiohttp.ClientError:
         return False
-    return any(line.startswith("pantau_messages_received_total ")
-               and float(line.split()[1]) > 0 for line in text.splitlines())
+    return m.get("pantau_messages_received_total", 0) > 0
 
 
 async def posted(am: Alertmanager) -> float:
     """How many firing alerts Alertmanager has taken in so far (each post counts each)."""
     async with aiohttp.ClientSession() as http, http.get(f"{am.url}/metrics") as r:
-        text = await r.text()
-    return sum(float(line.split()[1]) for line in text.splitlines()
-               if line.startswith('alertmanager_alerts_received_total{status="firing"'))
+        m = parse_text(await r.text())
+    return sum(v for k, v in m.items()
+               if k.startswith('alertmanager_alerts_received_total{status="firing"'))
 
 
 async def _more(am: Alertmanager, than: float) -> bool:

@@ -4,24 +4,29 @@
 own MQTT client id (so its session is its own), its own database and state dir, on a free
 HTTP port, with a viewer API token (``env[API_TOKEN]``, not a setting: see `api_headers`).
 ``run_pantau(env)`` runs it in this test's event loop (async context manager);
-`PantauProcess` runs ``pantau run`` as a child process, for kill -9.
+`PantauProcess` runs ``pantau run`` as a child process, for kill -9. ``scrape(env)`` is the
+one way tests read its ``/metrics``: ``name{labels}`` as rendered -> value (sum label sets
+with `core.metrics.total`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import itertools
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
+from core.metrics import parse_text, total
 from pantau.app import run
 from pantau.config import load_settings
 from pantau.devstack import PANTAU_USER, InfluxDB1, Mosquitto, free_port
@@ -89,13 +94,37 @@ async def run_pantau(env: dict[str, str]) -> AsyncIterator[None]:
         await asyncio.wait_for(task, 30)
 
 
-async def wait_for(predicate: Callable[[], bool], within: float = 15.0,
+async def scrape(env: dict[str, str]) -> dict[str, float]:
+    """Pantau's ``/metrics`` now, parsed by `core.metrics.parse_text` (an answer other than 200
+    fails the test; a refused connection raises `aiohttp.ClientError`)."""
+    async with aiohttp.ClientSession() as s, s.get(
+            f"http://{env['PANTAU_HTTP_LISTEN']}/metrics") as r:
+        assert r.status == 200, f"/metrics answered {r.status}"
+        return parse_text(await r.text())
+
+
+async def reached(env: dict[str, str], name: str, n: float) -> bool:
+    """Whether ``name`` summed over its label sets on ``/metrics`` is at least ``n`` (a
+    predicate for `wait_for`)."""
+    return total(await scrape(env), name) >= n
+
+
+async def wait_for(predicate: Callable[[], bool | Awaitable[bool]], within: float = 15.0,
                    what: str = "condition") -> None:
+    """Poll ``predicate`` (a function, or one returning an awaitable, such as a coroutine
+    reading `scrape`) until it is true; past ``within`` seconds the test fails saying ``what``."""
     deadline = time.monotonic() + within
-    while not predicate():
+    while not await _holds(predicate):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {within} s waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+async def _holds(predicate: Callable[[], bool | Awaitable[bool]]) -> bool:
+    value = predicate()
+    if inspect.isawaitable(value):
+        return bool(await value)
+    return bool(value)
 
 
 class PantauProcess:

@@ -19,8 +19,14 @@ import pytest
 
 from devices.registry import default_registry_path
 from pantau.devstack import InfluxDB1
-from tests.e2e.conftest import EnvFactory, PantauProcess, run_pantau, wait_for
-from tests.e2e.test_spine import _metrics as metrics
+from tests.e2e.conftest import (
+    EnvFactory,
+    PantauProcess,
+    reached,
+    run_pantau,
+    scrape,
+    wait_for,
+)
 
 GAUGE = "pantau/kanigoro/wl-brantas-kanigoro/telemetry"
 AQ = "pantau/kanigoro/aq-kanigoro/telemetry"
@@ -31,6 +37,7 @@ T0 = (int(time.time()) - 2 * 86400) // 3600 * 3600   # an hour boundary two days
 WALK = [200.0] + [440.0] * 6 + [590.0] * 6
 STAGES = [0] * 6 + [1] * 6 + [2]
 FLAG_SPIKE = 512
+ACKED = "pantau_messages_acked_total"  # counted once a batch is stored
 
 
 def readings(levels: list[float], start_min: int) -> str:
@@ -84,11 +91,8 @@ async def test_derived_fields_quality_and_tiers_are_queryable(
         await wait_for(lambda: len(stages(influx, influx_db)) == len(WALK)
                        and len(influx.rows('SELECT * FROM "tier_1h".river_gauge',
                                            db=influx_db)) == 1, what="derived rows and tiers")
-        for _ in range(100):
-            text = await metrics(env)
-            if "pantau_messages_acked_total 2" in text:
-                break
-            await asyncio.sleep(0.05)
+        await wait_for(lambda: reached(env, ACKED, 2), what="both messages acknowledged")
+        m = await scrape(env)
     db = influx_db
     assert stages(influx, db) == dict(enumerate(STAGES))
     [last] = influx.rows("SELECT level_cm, level_rise_cm_h, level_cm_zscore, level_cm_mean_5m, "
@@ -106,8 +110,7 @@ async def test_derived_fields_quality_and_tiers_are_queryable(
     assert (station["ispu_critical"], station["ispu_category"]) == (0.0, 1.0)  # PM2.5, Sedang
     # every PM2.5 reading has a sub-index or is counted incomplete (the first ~18 hours)
     [n_ispu] = influx.rows("SELECT count(pm25_ispu) FROM air_quality", db=db)
-    incomplete = int(float(text.split(
-        'pantau_aqi_incomplete_total{average="subindex",pollutant="pm25"} ')[1].split()[0]))
+    incomplete = m['pantau_aqi_incomplete_total{average="subindex",pollutant="pm25"}']
     assert 0 < n_ispu["count"] < 288 and n_ispu["count"] + incomplete == 288
     aq_hours = influx.rows('SELECT pm25_count FROM "tier_1h".air_quality', db=db)
     assert len(aq_hours) == 25 and sum(r["pm25_count"] for r in aq_hours) == 288
@@ -122,10 +125,10 @@ async def test_derived_fields_quality_and_tiers_are_queryable(
     raw = influx.rows("SELECT count(level_cm) FROM river_gauge", db=db)
     assert raw[0]["count"] == len(WALK)
     # derived rows are not readings: conservation counts the 13 + 2 * 288 readings only
-    assert f"pantau_readings_written_total {len(WALK) + 2 * 288}" in text
+    assert m["pantau_readings_written_total"] == len(WALK) + 2 * 288
     # level: 1 hour; pm25 and pm10: 25 hours each, every bucket written once
-    assert 'pantau_tier_points_written_total{resolution="3600"} 51' in text
-    assert 'pantau_quality_flags_total{kind="spike"} 2' in text
+    assert m['pantau_tier_points_written_total{resolution="3600"}'] == 51
+    assert m['pantau_quality_flags_total{kind="spike"}'] == 2
 
 
 async def test_missing_tier_policies_do_not_hold_back_the_readings(
@@ -135,15 +138,13 @@ async def test_missing_tier_policies_do_not_hold_back_the_readings(
     async with run_pantau(env):
         gauge.publish(GAUGE, readings(WALK[:3], 0))
         await wait_for(lambda: len(stages(influx, influx_db)) == 3, what="3 stages")
-        for _ in range(100):  # the counters move once the batch is acknowledged
-            text = await metrics(env)
-            if "pantau_messages_acked_total 1" in text:
-                break
-            await asyncio.sleep(0.05)
+        # the counters move once the batch is acknowledged
+        await wait_for(lambda: reached(env, ACKED, 1), what="the message acknowledged")
+        m = await scrape(env)
     # the 60 s gauge is in the 1-hour tier only, whose policy is missing
-    assert 'pantau_tier_writes_skipped_total{resolution="3600"} 1' in text
-    assert 'resolution="60"' not in text.split("pantau_tier_writes_skipped_total", 1)[1]
-    assert "pantau_readings_written_total 3" in text
+    assert m['pantau_tier_writes_skipped_total{resolution="3600"}'] == 1
+    assert 'pantau_tier_writes_skipped_total{resolution="60"}' not in m
+    assert m["pantau_readings_written_total"] == 3
 
 
 async def test_a_clean_restart_neither_resets_nor_refires_a_flood_stage(
@@ -253,12 +254,8 @@ async def test_kill_9_after_a_snapshot_catches_up_from_the_stored_readings(
     saved = snapshot.stat().st_mtime_ns
     gauge.publish(GAUGE, walk(WALK[8:], 8))
     await wait_for(lambda: stored() == len(WALK), what="the rest of the walk")
-    for _ in range(100):  # acknowledged: the broker will not deliver them again
-        if "pantau_messages_acked_total 2" in await metrics(env):
-            break
-        await asyncio.sleep(0.05)
-    else:
-        raise AssertionError("the second message was not acknowledged")
+    # acknowledged: the broker will not deliver them again
+    await wait_for(lambda: reached(env, ACKED, 2), what="the second message acknowledged")
     p.kill9()
     assert snapshot.stat().st_mtime_ns == saved, "a snapshot came after the last 5 readings"
     p.start()

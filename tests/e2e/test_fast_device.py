@@ -18,17 +18,15 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-import urllib.request
 from typing import Any
 
 import pytest
 
-from core.metrics import parse_text
 from devices.registry import default_registry_path, load_registry
 from pantau.bench import _quantile
 from pantau.bench.fleet_load import Device, device_specs, publish_fleet
 from pantau.devstack import ADMIN_USER, InfluxDB1, Mosquitto
-from tests.e2e.conftest import EnvFactory, PantauProcess, wait_for
+from tests.e2e.conftest import EnvFactory, PantauProcess, reached, scrape, wait_for
 from tests.e2e.test_faults import _ready
 from tests.e2e.test_hostile_size import Peak
 
@@ -39,11 +37,6 @@ REGISTRY = load_registry(default_registry_path())
 FLOODERS = ("aq-kanigoro", "wl-brantas-kanigoro") if os.environ.get("PANTAU_SLOW") else \
     ("aq-kanigoro",)
 DAY_S = 86400.0
-
-
-def metrics(env: dict[str, str]) -> dict[str, float]:
-    return parse_text(urllib.request.urlopen(f"http://{env['PANTAU_HTTP_LISTEN']}/metrics",
-                                             timeout=5).read().decode())
 
 
 def stored(influx: InfluxDB1, db: str, device: str) -> int:
@@ -58,15 +51,15 @@ async def live(broker: Mosquitto, env: dict[str, str], others: list[Device], rou
                ) -> tuple[float, float]:
     """``rounds`` messages of every other device, 2 s apart, stamped when sent; (p50, p99)
     publish-to-stored of just these, from Pantau's histogram."""
-    before = await asyncio.to_thread(metrics, env)
+    before = await scrape(env)
     user, pw = broker.credentials(ADMIN_USER)
     n = rounds * len(others)
     await asyncio.to_thread(publish_fleet, broker.host, broker.port, user, pw, others, n, 0,
                             len(others) / 2.0)
     key = "pantau_messages_acked_total"
-    await wait_for(lambda: metrics(env).get(key, 0) >= before.get(key, 0) + n, within=60,
+    await wait_for(lambda: reached(env, key, before.get(key, 0) + n), within=60,
                    what="the live messages acknowledged")
-    after = await asyncio.to_thread(metrics, env)
+    after = await scrape(env)
     delta = {k: v - before.get(k, 0.0) for k, v in after.items()}
     return _quantile(delta, 0.5), _quantile(delta, 0.99)
 
@@ -106,7 +99,8 @@ async def test_a_device_flooding_at_100_times_its_interval_costs_the_others_noth
     peak.halt.set()
     peak.join()
 
-    fast_counted = {n: metrics(env).get(f'pantau_device_fast_readings_total{{device="{n}"}}', 0)
+    now = await scrape(env)
+    fast_counted = {n: now.get(f'pantau_device_fast_readings_total{{device="{n}"}}', 0)
                     for n in FLOODERS}
     print(f"\nflood: {total:,} messages of {', '.join(FLOODERS)} at 100x their interval, "
           f"stored in {took:.1f} s; Pantau RSS {rss_before / MIB:.0f} -> {rss_after / MIB:.0f} "

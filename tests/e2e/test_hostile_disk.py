@@ -24,24 +24,18 @@ import aiohttp
 import pytest
 
 from pantau.devstack import InfluxDB1
-from tests.e2e.conftest import EnvFactory, run_pantau, wait_for
+from tests.e2e.conftest import EnvFactory, reached, run_pantau, scrape, wait_for
 from tests.e2e.test_hostile import levels, valid
 from tests.ingest.smallfs import small_fs
 
 GAUGE = "pantau/kanigoro/wl-brantas-kanigoro/telemetry"
+ACKED = "pantau_messages_acked_total"
 
 
 async def _get(env: dict[str, str], path: str) -> tuple[int, str]:
     async with aiohttp.ClientSession() as s, s.get(
             f"http://{env['PANTAU_HTTP_LISTEN']}{path}") as r:
         return r.status, await r.text()
-
-
-def _metric(text: str, name: str) -> float:
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return 0.0
 
 
 async def test_full_and_read_only_dead_letter_disk(
@@ -58,9 +52,12 @@ async def test_full_and_read_only_dead_letter_disk(
             sent = 1
             for fault in (fs.full, fs.read_only):
                 before = dl.read_bytes()
-                _, metrics = await _get(env, "/metrics")
-                acked, errors = (_metric(metrics, "pantau_messages_acked_total"),
-                                 _metric(metrics, "pantau_deadletter_write_errors_total"))
+                # every message so far acknowledged (a dead letter is on disk before its
+                # message is), so what the fault holds back is its own
+                await wait_for(lambda n=2 * sent - 1: reached(env, ACKED, n),
+                               what=f"the {2 * sent - 1} messages so far acknowledged")
+                m = await scrape(env)
+                acked, errors = m[ACKED], m.get("pantau_deadletter_write_errors_total", 0)
                 with fault():
                     dev.publish(GAUGE, b"still not json %d " % sent + b"b" * 9000)
                     dev.publish(GAUGE, valid(t0_ms + sent, sent))
@@ -74,15 +71,15 @@ async def test_full_and_read_only_dead_letter_disk(
                             break
                         await asyncio.sleep(0.05)
                     status, body = await _get(env, "/readyz")
-                    _, metrics = await _get(env, "/metrics")
+                    m = await scrape(env)
                     assert status == 503, body
                     reason = json.loads(body)["checks"]["deadletter"]
                     print(f"{fault.__name__} ({'tmpfs' if fs.mounted else 'unwritable'}): "
                           f"/readyz 503, deadletter: {reason}")
                     assert reason.startswith("cannot write the dead-letter file")
-                    assert _metric(metrics, "pantau_deadletter_write_errors_total") > errors
-                    assert _metric(metrics, "pantau_messages_acked_total") == acked
-                    assert _metric(metrics, "pantau_messages_unacked") >= 1
+                    assert m["pantau_deadletter_write_errors_total"] > errors
+                    assert m[ACKED] == acked
+                    assert m["pantau_messages_unacked"] >= 1
                     assert dl.read_bytes() == before  # no torn line
                 # room again: written once, acknowledged, ready
                 await wait_for(lambda n=sent: len(dl.read_bytes().splitlines()) == n,
@@ -91,8 +88,9 @@ async def test_full_and_read_only_dead_letter_disk(
                 assert status == 200, body
             await wait_for(lambda: len(levels(influx, influx_db)) == sent - 1,
                            what="the valid readings held behind the dead letters")
-            _, metrics = await _get(env, "/metrics")
-            assert _metric(metrics, "pantau_messages_unacked") == 0
+            await wait_for(lambda: reached(env, ACKED, 2 * sent - 1),
+                           what="every message acknowledged")
+            assert (await scrape(env))["pantau_messages_unacked"] == 0
         payloads = [json.loads(line)["payload"][:18] for line in dl.read_bytes().splitlines()]
     assert payloads == ["not json " + "a" * 9, "still not json 1 b", "still not json 2 b"]
 

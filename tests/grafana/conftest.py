@@ -19,13 +19,13 @@ from pathlib import Path
 
 import pytest
 
+from core.metrics import total
 from devices.catalogue import load_rivers
 from devices.registry import default_registry_path, load_registry
 from devices.simulator import Simulator, parse_faults
 from devices.simulator.publish import MuxPublisher, run
 from pantau.devstack import PANTAU_USER, InfluxDB1, Mosquitto, free_port
-from tests.e2e.conftest import run_pantau
-from tests.e2e.test_spine import _metrics
+from tests.e2e.conftest import run_pantau, scrape
 
 HOURS = {"normal": 24, "flood": 6}
 FAULTS = {"normal": ["malformed", "spikes", "stuck", "dropouts"], "flood": []}
@@ -35,11 +35,6 @@ FAULTS = {"normal": ["malformed", "spikes", "stuck", "dropouts"], "flood": []}
 class Filled:
     dbs: dict[str, str]   # scenario -> database
     end_ms: int
-
-
-def _metric(text: str, name: str) -> float:
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith((name + " ", name + "{")))
 
 
 async def _fill(scenario: str, db: str, mosquitto: Mosquitto, influx: InfluxDB1,
@@ -78,10 +73,9 @@ async def _fill(scenario: str, db: str, mosquitto: Mosquitto, influx: InfluxDB1,
         state_: dict[str, float] = {}
 
         async def drained() -> bool:
-            text = await _metrics(env)
-            state_["received"] = _metric(text, "pantau_messages_received_total")
-            return (state_["received"] >= sent
-                    and _metric(text, "pantau_messages_unacked") == 0)
+            m = await scrape(env)
+            state_["received"] = total(m, "pantau_messages_received_total")
+            return state_["received"] >= sent and total(m, "pantau_messages_unacked") == 0
         deadline = time.monotonic() + 120
         while not await drained():
             assert time.monotonic() < deadline, f"Pantau got {state_} of {sent} messages"
