@@ -12,7 +12,6 @@ they are set aside and Pantau ingests as usual.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import sqlite3
@@ -66,10 +65,7 @@ async def test_full_and_read_only_dead_letter_disk(
                     async def red() -> bool:
                         status, body = await _get(env, "/readyz")
                         return status == 503 and "dead-letter" in body
-                    for _ in range(200):
-                        if await red():
-                            break
-                        await asyncio.sleep(0.05)
+                    await wait_for(red, 60, "/readyz red for the dead-letter file")
                     status, body = await _get(env, "/readyz")
                     m = await scrape(env)
                     assert status == 503, body
