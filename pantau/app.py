@@ -196,9 +196,8 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None,
                         tokens=tokens)
         http = await start_http(app, settings.http.host, settings.http.port)
         # What start-up built (registry, series table, rules, modules) lives as long as the
-        # process: out of the collector's reach, a full collection no longer walks it and
-        # stalls the event loop (70 ms at 1,000 devices under overload, `/healthz` p99 on
-        # its own: docs/reliability.md).
+        # process: out of the collector's reach, a full collection no longer walks it (one
+        # stalled the event loop 70 ms under overload: docs/reliability.md, finding 6).
         gc.freeze()
         log.info("Pantau is up: %d devices, %d series; HTTP on http://%s/ (metrics, readyz, "
                  "api/devices); dead letters in %s", len(registry.devices), len(table),
