@@ -62,8 +62,8 @@ async def test_flood_scenario_end_to_end(tmp_path: Path, spawn: Spawn, mosquitto
                                         duration_s=step, report=lambda _: None)
                 await asyncio.to_thread(pub.pump, 1.0)
                 done += step
-                sent = pub.acked
                 await until(lambda: pumped(pub), within=60, what="PUBACKs")
+                sent = pub.acked  # every publish, now that the broker acknowledged them all
                 await until(lambda n=sent: reached(env, "pantau_messages_acked_total", n),
                             within=120, what="Pantau has stored and acknowledged all of it")
                 await asyncio.sleep(1.5)  # Alertmanager's group_wait, then the next 20 min

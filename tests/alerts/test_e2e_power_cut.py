@@ -32,8 +32,8 @@ from pantau.devstack.alertmanager import Alertmanager
 from tests.alerts.helpers import rules
 from tests.alerts.receivers import Receivers, until
 from tests.alerts.stack import TEMPLATE, Spawn
-from tests.alerts.test_e2e_flood import acked
-from tests.e2e.conftest import EnvFactory, run_pantau
+from tests.alerts.test_e2e_flood import pumped
+from tests.e2e.conftest import EnvFactory, reached, run_pantau
 
 pytestmark = pytest.mark.slow
 H = 3600.0
@@ -100,15 +100,9 @@ async def test_power_cut_scenario_end_to_end(tmp_path: Path, spawn: Spawn, mosqu
                 await asyncio.to_thread(run, sim, pub.publish, pump=pub.pump, flat_out=True,
                                         duration_s=(end - done) * H, report=lambda _: None)
                 done = end
-                for _ in range(300):  # read the broker's last PUBACKs
-                    if not pub.unacked:
-                        break
-                    await asyncio.to_thread(pub.pump, 0.1)
-                assert pub.unacked == 0, "PUBACKs missing"
-                for _ in range(600):  # Pantau has stored and acknowledged all of it
-                    if await acked(env) >= pub.acked:
-                        break
-                    await asyncio.sleep(0.1)
+                await until(lambda: pumped(pub), within=60, what="PUBACKs")
+                await until(lambda n=pub.acked: reached(env, "pantau_messages_acked_total", n),
+                            within=120, what="Pantau stored and acknowledged the stretch")
                 await until(lambda: expect[len(seen)] <= new(), within=90,
                             what=f"the notifications of stretch {len(seen) + 1}")
                 await asyncio.sleep(3.0)  # then a window for anything more (asserted below)
