@@ -24,10 +24,13 @@ from devices.catalogue import load_rivers
 from devices.registry import default_registry_path, load_registry
 from devices.simulator import Simulator, parse_faults
 from devices.simulator.publish import MuxPublisher, run
+from grafana.render import interval, parse_duration_ms
 from pantau.devstack import PANTAU_USER, InfluxDB1, Mosquitto, free_port
 from tests.e2e.conftest import run_pantau, scrape
 
 HOURS = {"normal": 24, "flood": 6}
+# $__interval of the Pantau boards (6 hours, the data source's 10 s minimum), in seconds.
+SELF_STEP_S = parse_duration_ms(interval(6 * 3600_000, min_interval="10s")) / 1000
 FAULTS = {"normal": ["malformed", "spikes", "stuck", "dropouts"], "flood": []}
 
 
@@ -80,7 +83,12 @@ async def _fill(scenario: str, db: str, mosquitto: Mosquitto, influx: InfluxDB1,
         while not await drained():
             assert time.monotonic() < deadline, f"Pantau got {state_} of {sent} messages"
             await asyncio.sleep(0.2)
-        await asyncio.sleep(1.2)  # two more self-metrics intervals
+        # Per-interval derivatives of Pantau's own counters (the Pantau boards) need points in
+        # two of the boards' GROUP BY intervals: run on into the next one, then two more
+        # self-metrics intervals. A fill shorter than one interval lay within a single one
+        # whenever it did not happen to cross a boundary (CI: those panels had no rows).
+        step = SELF_STEP_S
+        await asyncio.sleep((time.time() // step + 1) * step - time.time() + 1.2)
 
 
 # Alert names of `_alert_events` whose last lifecycle state is firing (an acknowledgement and
