@@ -11,7 +11,8 @@ duplicate + in flight; peak RSS under a stated bound; unacknowledged messages wi
 dead-lettered, lost, duplicated, peak RSS, time to recover, pass/fail.
 
 Scenarios are bounded by default (seconds of outage, thousands of messages); ``--full`` (or
-``PANTAU_SLOW=1``) runs them at full length. Scenario 4 needs root (``ip netns``).
+``PANTAU_SLOW=1``) runs them at full length. Scenario 4 needs root (``ip netns``). Ctrl-C or
+SIGTERM stops it and every process it started (exit status 130, the table of what finished).
 See docs/reliability.md for what each one injects and checks, and the latest table.
 """
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import tempfile
 import time
 import traceback
@@ -65,13 +67,22 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"run only these ({', '.join(scenarios())})")
     p.add_argument("--keep", metavar="DIR", help="work in DIR and keep logs and data")
     a = p.parse_args(argv)
+    # SIGTERM stops it as Ctrl-C does: the scenario's `async with` blocks stop the Pantau,
+    # Mosquitto, InfluxDB and publisher processes it started (else they outlive it).
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     size = Size(full=a.full)
     results = []
     with tempfile.TemporaryDirectory(prefix="pantau-faults-") as tmp:
         root = Path(a.keep or tmp)
-        for name in a.only or list(scenarios()):
-            print(f"scenario {name} ({'full' if size.full else 'bounded'}) ...", flush=True)
-            results.append(asyncio.run(run_one(name, root / name, size)))
-            print(f"  {'pass' if results[-1].passed else 'FAIL'}", flush=True)
+        try:
+            for name in a.only or list(scenarios()):
+                print(f"scenario {name} ({'full' if size.full else 'bounded'}) ...", flush=True)
+                results.append(asyncio.run(run_one(name, root / name, size)))
+                print(f"  {'pass' if results[-1].passed else 'FAIL'}", flush=True)
+        except KeyboardInterrupt:
+            print("interrupted: the processes it started are stopped", flush=True)
+            if results:
+                print("\n" + table(results))
+            return 130
     print("\n" + table(results))
     return 0 if all(r.passed for r in results) else 1
