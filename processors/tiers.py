@@ -72,6 +72,7 @@ class Tiers:
         self.covers: dict[int, B | None] = {
             r: None if (interval < r).all() else interval < r for r in self.resolutions}
         self.open: dict[int, State] = {r: _empty_open(n) for r in self.resolutions}
+        self._restored_ts = self.last_ts.copy()  # each series' newest reading in the snapshot
         self._deferred: list[tuple[I32, I64, F64]] = []  # fresh rows set aside by `defer`
         self._ready: list[Tier] = []  # closed buckets folded by `state` before `flush`
 
@@ -87,10 +88,20 @@ class Tiers:
         return need
 
     def replayed(self, *, catch_up: bool) -> None:
-        """After a replay (`ingest.warmup`): drop the rows it produced, which may hold a
-        partial first bucket, and leave every open bucket to be written again in full."""
+        """After a replay (`ingest.warmup`): leave every open bucket to be written again in
+        full. The buckets it closed are kept only where they are whole: after a restored
+        snapshot (``catch_up``), for the series the snapshot had seen (it holds the bucket's
+        readings before the replay: a kill -9 between two checkpoints that crossed a bucket
+        boundary otherwise left the stored row with only the last checkpoint's part). A full
+        warm-up's first bucket of a series may be partial (the window starts inside it):
+        those rows are dropped, the stored ones stand."""
         self._fold()
-        self._ready = []
+        ready, self._ready = self._ready, []
+        if catch_up:
+            for tier in ready:
+                whole = np.flatnonzero(self._restored_ts[tier.series] != NEVER)
+                if len(whole):
+                    self._ready.append(tier.take(whole))
         for st in self.open.values():
             st["shown"][:] = NEVER
 
@@ -205,6 +216,7 @@ class Tiers:
     def restore(self, state: State) -> None:
         self._deferred, self._ready = [], []
         self.last_ts = np.asarray(state["last_ts"], np.int64).copy()
+        self._restored_ts = self.last_ts.copy()
         # snapshots from before "clock", "last" and "shown" existed: every open bucket is
         # written once more at the next flush (harmless: a row overwrites itself)
         self.clock = int(state.get("clock", self.last_ts.max(initial=NEVER)))

@@ -169,8 +169,9 @@ class Chain:
                 batch = stateful.step(batch, order).batch
 
     def replayed(self, *, catch_up: bool) -> None:
-        """End of a replay: steps drop what they produced (tiers) and, unless it caught up
-        after a restored snapshot (``catch_up``), what they counted (quality)."""
+        """End of a replay: steps drop what they produced (tiers, but for the buckets a
+        catch-up closed whole) and, unless it caught up after a restored snapshot
+        (``catch_up``), what they counted (quality)."""
         for p in self.steps:
             if isinstance(p, ReplayAware):
                 p.replayed(catch_up=catch_up)

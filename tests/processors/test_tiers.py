@@ -202,3 +202,39 @@ def test_a_snapshot_without_the_refresh_state_still_restores() -> None:
     r.restore(old)
     [tier] = r.step(TelemetryBatch.from_arrays([20 * S], [0], [5.0])).tiers
     assert (tier.ts_ns.tolist(), tier.count.tolist(), tier.mean.tolist()) == ([0], [3], [3.0])
+
+
+def test_a_catch_up_that_closes_a_bucket_writes_it_whole() -> None:
+    # kill -9 between two checkpoints: the snapshot saw 4 readings of the hour (and its
+    # checkpoint wrote them); the catch-up replays the rest of the hour and the next hour's
+    # first readings. The hour it closes must be written whole (restored + replayed part):
+    # the stored row otherwise keeps the 4 of the checkpoint. (CI: 13 counted of 14.)
+    hour = 1_700_002_800 * S  # 23:00 UTC, a whole hour
+    first = Tiers(TABLE, resolutions_s=(3600,))
+    ts = [hour - (5 - k) * 60 * S for k in range(4)]  # 22:55 .. 22:58
+    written = {}
+    collect(written, *first.step(TelemetryBatch.from_arrays(ts, [0] * 4, [1.0] * 4)).tiers)
+    assert written == {(3600, 0, hour - 3600 * S): (1.0, 1.0, 1.0, 4)}
+    again = Tiers(TABLE, resolutions_s=(3600,))
+    again.restore(first.state())
+    rest = [hour - 60 * S, hour, hour + 60 * S]  # 22:59, 23:00, 23:01
+    again.defer(TelemetryBatch.from_arrays(rest, [0] * 3, [2.0] * 3))  # as Chain.replay does
+    again.replayed(catch_up=True)
+    for tier in again.flush(all_open=True):
+        collect(written, tier)
+    assert written == {(3600, 0, hour - 3600 * S): (1.2, 1.0, 2.0, 5),
+                       (3600, 0, hour): (2.0, 2.0, 2.0, 2)}
+
+
+def test_a_full_warm_up_never_writes_its_partial_first_bucket() -> None:
+    # No snapshot: the warm-up's window starts mid-hour, so its first hour holds only part of
+    # the stored readings. That row must not overwrite the stored one; the open hour is
+    # written whole.
+    hour = 1_700_002_800 * S
+    warm = Tiers(TABLE, resolutions_s=(3600,))
+    warm.defer(TelemetryBatch.from_arrays([hour - 60 * S, hour], [0, 0], [2.0, 2.0]))
+    warm.replayed(catch_up=False)
+    written: dict[Key, Agg] = {}
+    for tier in warm.flush(all_open=True):
+        collect(written, tier)
+    assert written == {(3600, 0, hour): (2.0, 2.0, 2.0, 1)}
