@@ -34,6 +34,7 @@ from ingest.self_metrics import SelfMetrics
 from ingest.snapshot import StateFile
 from ingest.warmup import warm_up
 from pantau.http_api import Check, SubApp, build_app, start_http
+from pantau.malloc import fix_mmap_threshold
 from pantau.settings import Settings
 from pantau.tokens import token_file
 from processors import Chain, ProcessorContext, build_chain
@@ -101,6 +102,7 @@ async def until_stopped(work: Awaitable[None], stop: asyncio.Event) -> bool:
 async def run(settings: Settings, *, stop: asyncio.Event | None = None,
               started: asyncio.Event | None = None) -> None:
     """Run Pantau until ``stop`` is set (or SIGINT/SIGTERM when ``stop`` is None)."""
+    fix_mmap_threshold(settings.malloc_mmap_threshold_kib)  # before the arrays (`pantau.malloc`)
     registry = load_configured_registry(settings)
     table = SeriesTable.from_registry(registry)
     metrics = Metrics()

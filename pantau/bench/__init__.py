@@ -120,10 +120,11 @@ def _metrics(url: str) -> dict[str, float]:
     return parse_text(urllib.request.urlopen(f"{url}/metrics", timeout=5).read().decode())
 
 
-def _quantile(m: dict[str, float], q: float) -> float:
-    """A quantile of Pantau's ``pantau_ingest_delay_seconds`` from scraped /metrics values,
-    estimated as `Histogram.quantile` does (the same histogram, rebuilt from its text)."""
-    name = "pantau_ingest_delay_seconds"
+def _quantile(m: dict[str, float], q: float, name: str = "pantau_ingest_delay_seconds"
+              ) -> float:
+    """A quantile of one of Pantau's histograms (by default ``pantau_ingest_delay_seconds``)
+    from scraped /metrics values, estimated as `Histogram.quantile` does (the same histogram,
+    rebuilt from its text)."""
     cum = sorted((float(k.split('le="')[1].rstrip('"}').replace("+Inf", "inf")), v)
                  for k, v in m.items() if k.startswith(name + "_bucket"))
     if not cum:

@@ -238,7 +238,27 @@ def _phases(a: argparse.Namespace, ctx: Any, broker: Any, influx: Any, registry_
                           f"publish-to-stored p50 {_quantile(delta, 0.5) * 1000:.0f} ms, "
                           f"p99 {_quantile(delta, 0.99) * 1000:.0f} ms; RSS "
                           f"{_rss_mb(proc.pid)[0]:.0f} MB, peak {_rss_mb(proc.pid)[1]:.0f} MB")
+            report.append("    where a batch's time went: " + _stages(delta))
         return report, _stored(influx, registry)
+
+
+STAGES = (("chain", "pantau_process_seconds"), ("write", "pantau_write_seconds"),
+          ("state snapshot", "pantau_state_snapshot_seconds"))
+
+
+def _stages(delta: dict[str, float]) -> str:
+    """The paced phase's batches taken apart: for the chain, each database write (readings,
+    tiers) and each state snapshot, how many, their mean and p99 (from Pantau's histograms)."""
+    from pantau.bench import _quantile
+
+    parts = []
+    for label, name in STAGES:
+        n = delta.get(f"{name}_count", 0.0)
+        if n:
+            mean = delta.get(f"{name}_sum", 0.0) / n
+            parts.append(f"{label} {n:.0f}x, mean {mean * 1000:.0f} ms, "
+                         f"p99 {_quantile(delta, 0.99, name) * 1000:.0f} ms")
+    return "; ".join(parts) or "no batch"
 
 
 def _stored(influx: Any, registry: Registry) -> int:
