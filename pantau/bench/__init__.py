@@ -15,7 +15,8 @@ Pantau's CPU seconds per 10,000 messages and its peak RSS.
 ``--chain`` times the processor chains instead (`pantau.bench.chain`), ``--lineproto`` the
 line protocol encoder alone (`pantau.bench.lineproto`), ``--alerts`` the alert rules
 (`pantau.bench.alerts`), ``--alerts --latency`` publish -> Alertmanager -> webhook latency
-(`pantau.bench.alert_latency`).
+(`pantau.bench.alert_latency`), ``--fleet N`` a mixed fleet of N devices for millions of
+messages in one process (`pantau.bench.fleet`; ``pantau bench --fleet N --help``).
 """
 
 from __future__ import annotations
