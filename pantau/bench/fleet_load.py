@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import json
 import re
-import select
-import socket
-import struct
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +25,7 @@ import numpy.typing as npt
 from devices.catalogue import load_rivers
 from devices.registry import Registry
 from devices.simulator import Simulator
-from pantau.bench.load import CHUNK, WINDOW, _packet, _utf8
+from pantau.bench.load import CHUNK, WINDOW, RawLink, _utf8, publish_packet
 
 STEPS = 64
 CLONE = re.compile(r"-c\d{4}$")  # `devices.simulator.fleet.grow`'s clone ids: original-cNNNN
@@ -105,46 +102,30 @@ def publish_fleet(host: str, port: int, user: str, password: str, devices: list[
         return {"sent": 0, "seconds": 0.0}
     dev, k, t_us = _schedule(devices, n, span_s or schedule_span_s(devices, n))
     start_us = time.time_ns() // 1000 - int(t_us[-1]) - 1_000_000
-    sock = socket.create_connection((host, port))
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    connect = (_utf8("MQTT") + bytes([4, 0xC2]) + struct.pack("!H", 60)
-               + _utf8(f"bench-fleet-{index}-{time.time_ns()}") + _utf8(user) + _utf8(password))
-    sock.sendall(_packet(0x10, connect))
-    connack = sock.recv(4)
-    if len(connack) != 4 or connack[3] != 0:
-        raise RuntimeError(f"broker refused the bench publisher: CONNACK {connack!r}")
+    link = RawLink(host, port, user, password, f"bench-fleet-{index}-{time.time_ns()}")
     topics = [_utf8(f"pantau/{d.site}/{d.id}/telemetry") for d in devices]
     dev_l, k_l, t_l = dev.tolist(), (k % STEPS).tolist(), t_us.tolist()
-    acked, pending, i, last_us = 0, b"", 0, 0
+    i, last_us = 0, 0
     t0 = time.perf_counter()
-    while i < n or acked < n:
+    while i < n or link.acked < n:
         due = n if not rate else min(n, int((time.perf_counter() - t0) * rate) + 1)
         if allowed is not None:
             due = min(due, int(allowed.value * share))
-        if i < due and i - acked < WINDOW:
+        if i < due and i - link.acked < WINDOW:
             chunk = []
-            for _ in range(min(CHUNK, due - i, WINDOW - (i - acked))):
+            for _ in range(min(CHUNK, due - i, WINDOW - (i - link.acked))):
                 d = dev_l[i]
                 if span_s:
                     ts_us = start_us + t_l[i]
                 else:
                     ts_us = last_us = max(last_us + 1, time.time_ns() // 1000)
                 body = f'{{"ts":{ts_us},"values":{devices[d].values[k_l[i]]}}}'.encode()
-                chunk.append(_packet(0x32, topics[d] + struct.pack("!H", i % 65535 + 1) + body))
+                chunk.append(publish_packet(topics[d], i, body))
                 i += 1
-            sock.sendall(b"".join(chunk))
-        wait = 0.0 if i < due and i - acked < WINDOW else 0.001 if i < n else 1.0
-        if i >= due and i < n and acked >= i:
+            link.send(chunk)
+        if i >= due and i < n and link.acked >= i:
             time.sleep(0.05)  # held back by ``allowed``: nothing to read either
-        ready, _, _ = select.select([sock], [], [], wait)
-        if ready:
-            data = pending + sock.recv(65536)
-            if len(data) == len(pending):
-                raise RuntimeError("broker closed the bench publisher's connection")
-            whole = len(data) - len(data) % 4  # PUBACK: 0x40 0x02 mid(2)
-            acked += whole // 4
-            pending = data[whole:]
+        link.read_acks(0.0 if i < due and i - link.acked < WINDOW else 0.001 if i < n else 1.0)
     seconds = time.perf_counter() - t0
-    sock.sendall(b"\xe0\x00")  # DISCONNECT
-    sock.close()
+    link.close()
     return {"sent": n, "seconds": seconds}

@@ -44,6 +44,55 @@ def _packet(kind: int, body: bytes) -> bytes:
             return bytes([kind]) + bytes(length) + body
 
 
+def connect_raw(host: str, port: int, user: str, password: str, client_id: str, *,
+                keepalive_s: int = 60, timeout: float | None = None) -> socket.socket:
+    """A TCP connection with an MQTT 3.1.1 session on it (CONNECT with a clean session, user
+    and password; CONNACK read): ConnectionError when the broker refuses it."""
+    sock = socket.create_connection((host, port), timeout=timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    connect = (_utf8("MQTT") + bytes([4, 0xC2]) + struct.pack("!H", keepalive_s)
+               + _utf8(client_id) + _utf8(user) + _utf8(password))
+    sock.sendall(_packet(0x10, connect))
+    connack = sock.recv(4)
+    if len(connack) != 4 or connack[3] != 0:
+        sock.close()
+        raise ConnectionError(f"broker refused the publisher {client_id}: CONNACK {connack!r}")
+    sock.settimeout(None)
+    return sock
+
+
+def publish_packet(topic: bytes, i: int, body: bytes) -> bytes:
+    """The QoS 1 PUBLISH of the ``i``-th message (``topic`` as `_utf8` encodes it)."""
+    return _packet(0x32, topic + struct.pack("!H", i % 65535 + 1) + body)
+
+
+class RawLink:
+    """A minimal MQTT 3.1.1 publisher connection on a raw socket: CONNECT, pipelined QoS 1
+    PUBLISH packets (`send`), PUBACKs counted in ``acked`` (`read_acks`), DISCONNECT."""
+
+    def __init__(self, host: str, port: int, user: str, password: str, client_id: str) -> None:
+        self.sock = connect_raw(host, port, user, password, client_id)
+        self.acked, self._pending = 0, b""
+
+    def send(self, packets: list[bytes]) -> None:
+        self.sock.sendall(b"".join(packets))
+
+    def read_acks(self, wait: float) -> None:
+        """Count the PUBACKs that arrive within ``wait`` seconds (0: only those already in)."""
+        ready, _, _ = select.select([self.sock], [], [], wait)
+        if ready:
+            data = self._pending + self.sock.recv(65536)
+            if len(data) == len(self._pending):
+                raise RuntimeError("broker closed the bench publisher's connection")
+            whole = len(data) - len(data) % 4  # PUBACK: 0x40 0x02 mid(2)
+            self.acked += whole // 4
+            self._pending = data[whole:]
+
+    def close(self) -> None:
+        self.sock.sendall(b"\xe0\x00")  # DISCONNECT
+        self.sock.close()
+
+
 def publish(host: str, port: int, user: str, password: str, devices: list[tuple[str, str]],
             n: int, index: int, rate: float = 0.0, cadence_s: float = 0.0) -> dict[str, float]:
     """Publish ``n`` QoS 1 messages round-robin over ``devices`` ((site, id) pairs, owned by
@@ -61,16 +110,8 @@ def publish(host: str, port: int, user: str, password: str, devices: list[tuple[
     A minimal MQTT 3.1.1 publisher on a raw socket (CONNECT, pipelined PUBLISH, counted
     PUBACKs, at most `WINDOW` unacknowledged), so that the load generator is never the
     bottleneck: paho's Python publish path tops out far below the broker and Pantau."""
-    sock = socket.create_connection((host, port))
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    connect = (_utf8("MQTT") + bytes([4, 0xC2]) + struct.pack("!H", 60)
-               + _utf8(f"bench-pub-{index}-{time.time_ns()}") + _utf8(user) + _utf8(password))
-    sock.sendall(_packet(0x10, connect))
-    connack = sock.recv(4)
-    if len(connack) != 4 or connack[3] != 0:
-        raise RuntimeError(f"broker refused the bench publisher: CONNACK {connack!r}")
+    link = RawLink(host, port, user, password, f"bench-pub-{index}-{time.time_ns()}")
     topics = [_utf8(f"pantau/{site}/{dev}/telemetry") for site, dev in devices]
-    acked, pending = 0, b""
     t0 = time.perf_counter()
     last_us, i = 0, 0
     step_us = round(cadence_s * 1e6)
@@ -78,33 +119,22 @@ def publish(host: str, port: int, user: str, password: str, devices: list[tuple[
         per_device = -(-n // len(topics))
         start_us = time.time_ns() // 1000 - per_device * step_us
         offset_us = [d * step_us // len(topics) for d in range(len(topics))]
-    while i < n or acked < n:
+    while i < n or link.acked < n:
         due = n if not rate else min(n, int((time.perf_counter() - t0) * rate) + 1)
-        if i < due and i - acked < WINDOW:
+        if i < due and i - link.acked < WINDOW:
             chunk = []
-            for _ in range(min(CHUNK, due - i, WINDOW - (i - acked))):
+            for _ in range(min(CHUNK, due - i, WINDOW - (i - link.acked))):
                 d = i % len(topics)
                 if step_us:  # message k = i // len(topics) of device d, at its cadence
                     ts_us = start_us + offset_us[d] + (i // len(topics)) * step_us
                 else:
                     ts_us = last_us = max(last_us + 1, time.time_ns() // 1000)
-                mid = i % 65535 + 1
-                chunk.append(_packet(0x32, topics[d] + struct.pack("!H", mid)
-                                     + payload(ts_us, i)))
+                chunk.append(publish_packet(topics[d], i, payload(ts_us, i)))
                 i += 1
-            sock.sendall(b"".join(chunk))
-        wait = 0.0 if i < due and i - acked < WINDOW else 0.001 if i < n else 1.0
-        ready, _, _ = select.select([sock], [], [], wait)
-        if ready:
-            data = pending + sock.recv(65536)
-            if len(data) == len(pending):
-                raise RuntimeError("broker closed the bench publisher's connection")
-            whole = len(data) - len(data) % 4  # PUBACK: 0x40 0x02 mid(2)
-            acked += whole // 4
-            pending = data[whole:]
+            link.send(chunk)
+        link.read_acks(0.0 if i < due and i - link.acked < WINDOW else 0.001 if i < n else 1.0)
     seconds = time.perf_counter() - t0
-    sock.sendall(b"\xe0\x00")  # DISCONNECT
-    sock.close()
+    link.close()
     return {"sent": n, "seconds": seconds}
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import select
-import socket
 import struct
 import time
 from collections import deque
@@ -26,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from devices import topics
-from pantau.bench.load import _packet, _utf8
+from pantau.bench.load import _packet, _utf8, connect_raw
 
 WINDOW = 5000  # unacknowledged publishes per connection (well under 65,535 message ids)
 CHUNK = 200
@@ -90,16 +89,9 @@ class Sent:
 
 class _Conn:
     def __init__(self, plan: Plan, index: int) -> None:
-        self.sock = socket.create_connection((plan.host, plan.port), timeout=5)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        connect = (_utf8("MQTT") + bytes([4, 0xC2]) + struct.pack("!H", 0)  # no keepalive
-                   + _utf8(f"{plan.name}-{index}-{time.time_ns()}") + _utf8(plan.user)
-                   + _utf8(plan.password))
-        self.sock.sendall(_packet(0x10, connect))
-        ack = self.sock.recv(4)
-        if len(ack) != 4 or ack[3] != 0:
-            raise ConnectionError(f"broker refused the publisher: CONNACK {ack!r}")
-        self.sock.settimeout(None)
+        self.sock = connect_raw(plan.host, plan.port, plan.user, plan.password,
+                                f"{plan.name}-{index}-{time.time_ns()}", keepalive_s=0,
+                                timeout=5)  # no keepalive
         self.pending = b""
         self.inflight: dict[int, int] = {}  # mid -> message index
 
