@@ -115,6 +115,22 @@ def total(metrics: Mapping[str, float], name: str) -> float:
     return sum(v for k, v in metrics.items() if k == name or k.startswith(name + "{"))
 
 
+def scraped_quantile(after: Mapping[str, float], name: str, q: float,
+                     before: Mapping[str, float] | None = None) -> float:
+    """A quantile of histogram ``name`` (unlabelled) from `parse_text` results: of everything
+    observed up to ``after``, or between ``before`` and ``after``; estimated as
+    `Histogram.quantile` does (the same histogram, rebuilt from its text); NaN when empty."""
+    was = before or {}
+    cum = sorted((float(k.split('le="')[1].rstrip('"}').replace("+Inf", "inf")),
+                  v - was.get(k, 0.0)) for k, v in after.items() if k.startswith(name + "_bucket{"))
+    if not cum:
+        return math.nan
+    h = Histogram(tuple(le for le, _ in cum if le != math.inf))
+    h.counts = [int(n) for n in np.diff([0.0, *(c for _, c in cum)])]
+    h.count = int(cum[-1][1])
+    return h.quantile(q)
+
+
 def collect_help(package: ModuleType) -> dict[str, tuple[str, str]]:
     """Every metric a package counts: the `HELP` mappings of all its modules, merged.
 

@@ -34,9 +34,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from core.metrics import Histogram, parse_text
+from core.metrics import parse_text, scraped_quantile
 from pantau.bench.load import bare_subscriber, publish
 from pantau.devstack import PANTAU_USER, InfluxDB1, Mosquitto, free_port, stack_users
 
@@ -124,16 +122,8 @@ def _metrics(url: str) -> dict[str, float]:
 def _quantile(m: dict[str, float], q: float, name: str = "pantau_ingest_delay_seconds"
               ) -> float:
     """A quantile of one of Pantau's histograms (by default ``pantau_ingest_delay_seconds``)
-    from scraped /metrics values, estimated as `Histogram.quantile` does (the same histogram,
-    rebuilt from its text)."""
-    cum = sorted((float(k.split('le="')[1].rstrip('"}').replace("+Inf", "inf")), v)
-                 for k, v in m.items() if k.startswith(name + "_bucket"))
-    if not cum:
-        return float("nan")
-    h = Histogram(tuple(le for le, _ in cum if le != float("inf")))
-    h.counts = [int(n) for n in np.diff([0.0, *(c for _, c in cum)])]
-    h.count = int(cum[-1][1])
-    return h.quantile(q)
+    from scraped /metrics values (`core.metrics.scraped_quantile`)."""
+    return scraped_quantile(m, name, q)
 
 
 def _peak_rss_mb(pid: int) -> float:

@@ -10,7 +10,7 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 
-from core.metrics import Histogram, total
+from core.metrics import scraped_quantile, total
 from pantau.faults.proc import PantauProc
 from pantau.faults.report import Result
 from pantau.faults.rig import Recovery, Rig
@@ -21,14 +21,7 @@ DELAY = "pantau_ingest_delay_seconds"
 
 def delay_quantile(before: dict[str, float], after: dict[str, float], q: float) -> float:
     """A quantile of the device-timestamp-to-stored delay between two /metrics scrapes."""
-    cum = sorted((float(k.split('le="')[1].rstrip('"}').replace("+Inf", "inf")),
-                  v - before.get(k, 0.0)) for k, v in after.items() if k.startswith(DELAY + "_b"))
-    if not cum:
-        return float("nan")
-    h = Histogram(tuple(le for le, _ in cum if le != float("inf")))
-    h.counts = [int(n) for n in np.diff([0.0, *(c for _, c in cum)])]
-    h.count = int(cum[-1][1])
-    return h.quantile(q) if h.count else float("nan")
+    return scraped_quantile(after, DELAY, q, before)
 
 
 async def _acked(p: PantauProc) -> float:

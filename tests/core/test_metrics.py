@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 import ingest
-from core.metrics import Metrics, collect_help, parse_text
+from core.metrics import Metrics, collect_help, parse_text, scraped_quantile
 from ingest import pipeline, writer
 
 
@@ -42,3 +44,21 @@ def test_parse_text_reads_back_what_render_wrote() -> None:
     m.counter("pantau_x_total", reason="a b").inc(3)
     m.gauge("pantau_y").set(0.25)
     assert parse_text(m.render()) == {'pantau_x_total{reason="a b"}': 3.0, "pantau_y": 0.25}
+
+
+def test_a_quantile_read_back_from_the_text_is_the_histograms() -> None:
+    m = Metrics()
+    m.describe({"pantau_x_seconds": ("histogram", "X.")})
+    h = m.histogram("pantau_x_seconds")
+    for v in (0.002, 0.03, 0.03, 0.2, 0.7):
+        h.observe(v)
+    before = parse_text(m.render())
+    for v in (1.5, 1.6, 3.0):
+        h.observe(v)
+    after = parse_text(m.render())
+    assert scraped_quantile(after, "pantau_x_seconds", 0.5) == h.quantile(0.5)
+    assert scraped_quantile(after, "pantau_x_seconds", 0.99) == h.quantile(0.99)
+    # between two scrapes: only the three later values, all in the 1-2.5 s and 2.5-5 s buckets
+    assert 1.0 < scraped_quantile(after, "pantau_x_seconds", 0.5, before) <= 2.5
+    assert 2.5 < scraped_quantile(after, "pantau_x_seconds", 0.99, before) <= 5.0
+    assert math.isnan(scraped_quantile(after, "pantau_y_seconds", 0.5))
