@@ -48,8 +48,12 @@ class Sources:
 
     @classmethod
     def build(cls, registry: Registry, processors: tuple[str, ...] | None = None,
-              settings: ProcessorSettings | None = None) -> Sources:
-        """From a registry and the processor chain ``ingest.processors`` names."""
+              settings: ProcessorSettings | None = None,
+              more_metrics: Mapping[str, tuple[str, str]] | None = None) -> Sources:
+        """From a registry and the processor chain ``ingest.processors`` names.
+        ``more_metrics``: the help of metrics counted by packages this layer does not import
+        (``alerts/``'s: the composition root passes them, `pantau.grafana_cli.sources`);
+        Pantau's self-metrics writer copies those to the ``pantau`` measurement too."""
         from ingest.settings import IngestSettings
         names = processors if processors is not None else IngestSettings().processors
         table = SeriesTable.from_registry(registry)
@@ -60,7 +64,7 @@ class Sources:
             raise GrafanaError(f"cannot build the processor chain: {e}") from e
         full = chain.table or table
         return cls(registry, schema.fields(full), schema.tier_fields(full),
-                   self_metrics.fields(pantau_help()))
+                   self_metrics.fields({**pantau_help(), **(more_metrics or {})}))
 
     def kinds(self) -> list[str]:
         """Device kinds in registry order."""
@@ -93,6 +97,11 @@ class Sources:
         if name not in self.tier_fields.get(schema.measurement(kind), ()):
             raise GrafanaError(f"no tier field {name!r} for {kind!r}")
         return name
+
+    def has_pantau(self, metric: str, stat: str = "") -> bool:
+        """Whether Pantau writes this metric of its own (the alerts' only when the composition
+        root passed them, `Sources.build`)."""
+        return self_metrics.field(metric, stat) in self.pantau_fields
 
     def pantau(self, metric: str, stat: str = "") -> str:
         """The ``pantau`` measurement's field of a metric (``pantau_readings_written_total``)."""

@@ -9,6 +9,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from devices.registry import Registry
     from grafana.sources import Sources
     from pantau.settings import Settings
 
@@ -88,15 +89,21 @@ def add_parsers(sub: Any) -> None:
                      help="send the InfluxDB read credential again even if Grafana holds one")
 
 
-def _sources(settings: Settings) -> Sources:
+def sources(settings: Settings, registry: Registry | None = None) -> Sources:
+    """What the dashboards may read with these settings (``registry``: instead of the
+    configured one): the registry, the chain's fields and every metric Pantau writes about
+    itself, the alerts package's included (the grafana layer cannot import alerts/)."""
+    import alerts
+    from core.metrics import collect_help
     from grafana.sources import Sources
     from pantau.app import load_configured_registry
-    return Sources.build(load_configured_registry(settings), settings.ingest.processors,
-                         settings.processors)
+    return Sources.build(registry or load_configured_registry(settings),
+                         settings.ingest.processors, settings.processors,
+                         more_metrics=collect_help(alerts))
 
 
 def run_command(args: argparse.Namespace, settings: Settings) -> int:
-    src = _sources(settings)
+    src = sources(settings)
     if args.grafana_command == "sync":
         from grafana.sync import sync
         result = sync(src, settings.influx, settings.grafana, dry_run=args.dry_run,

@@ -1,6 +1,7 @@
 """Pantau itself: the pipeline's health from the counters Pantau writes to InfluxDB
 (`ingest.self_metrics`, measurement ``pantau``): received, written, rejected by reason,
-unacknowledged, write latency, ingest delay, broker connection and reconnects, tiers."""
+unacknowledged, write latency, ingest delay, broker connection and reconnects, tiers; and,
+when the alerts' metrics are known (`pantau.grafana_cli.sources`), their delivery."""
 
 from __future__ import annotations
 
@@ -78,4 +79,26 @@ def build(src: Sources) -> dict[str, Any]:
           timeseries_panel("Tier rows written per minute", [
               rate(src, "pantau_tier_points_written_total", "resolution", per="1m")],
               alias="$tag_resolution"))
+    if src.has_pantau("pantau_alertmanager_posts_total"):
+        _alert_panels(b, src, alias)
     return b.built()
+
+
+def _alert_panels(b: Board, src: Sources, alias: str) -> None:
+    """Pantau's side of the way to the on-call phone: posts to Alertmanager (a failing one
+    shows as retryable or refused), how long from raising an alert to a replica accepting it,
+    the alert events written for the annotations, escalations."""
+    b.add(timeseries_panel("Alerts posted to Alertmanager per minute, by result", [
+        rate(src, "pantau_alertmanager_posts_total", "result", per="1m")],
+        alias="$tag_result", description="ok; retryable (the replica is down or busy: Pantau "
+        "retries); refused (Alertmanager rejected the alert)."),
+          timeseries_panel("Alert delivery, raised to accepted (p50, p99 per interval)", [Select(
+              (Expr(src.pantau("pantau_alert_delivery_seconds", "p50"), "max", "p50"),
+               Expr(src.pantau("pantau_alert_delivery_seconds", "p99"), "max", "p99")),
+              measurement=PANTAU, group_by=BY)], unit="s", alias=alias),
+          timeseries_panel("Alert events written per minute, by result", [
+              rate(src, "pantau_alert_events_total", "result", per="1m")],
+              alias="$tag_result"),
+          timeseries_panel("Escalations per minute, by severity", [
+              rate(src, "pantau_alerts_escalations_total", "severity", per="1m")],
+              alias="$tag_severity"))

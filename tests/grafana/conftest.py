@@ -5,7 +5,8 @@ into a running Pantau (its whole default chain, tiers written at every batch, it
 every 0.5 s) for two databases: ``normal`` (the last 24 hours of the normal scenario, so the
 ISPU has its 24-hour averages, with malformed payloads and sensor faults) and ``flood`` (the
 last 6 hours of the flood scenario). ``end_ms`` is when the filling ended: the dashboards'
-time ranges end there. Alert events are written by the real alerts lifecycle and writer.
+time ranges end there. Alert events are written by the real alerts lifecycle and writer;
+Pantau delivers what it raises to the session's Alertmanager (which notifies nobody).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from devices.simulator import Simulator, parse_faults
 from devices.simulator.publish import MuxPublisher, run
 from grafana.render import interval, parse_duration_ms
 from pantau.devstack import PANTAU_USER, InfluxDB1, Mosquitto, free_port
+from pantau.devstack.alertmanager import Alertmanager
 from tests.e2e.conftest import run_pantau, scrape
 
 HOURS = {"normal": 24, "flood": 6}
@@ -41,7 +43,7 @@ class Filled:
 
 
 async def _fill(scenario: str, db: str, mosquitto: Mosquitto, influx: InfluxDB1,
-                state: Path) -> None:
+                state: Path, alertmanager_url: str) -> None:
     env = {
         "PANTAU_MQTT_URL": mosquitto.url_for(PANTAU_USER),
         "PANTAU_MQTT_CLIENT_ID": f"pantau-grafana-{os.getpid()}-{scenario}",
@@ -56,6 +58,10 @@ async def _fill(scenario: str, db: str, mosquitto: Mosquitto, influx: InfluxDB1,
         "PANTAU_STATE_DIR": str(state / scenario),
         "PANTAU_PROCESSORS_SNAPSHOT_INTERVAL_S": "0",  # tiers written with every batch
         "PANTAU_SELF_METRICS_INTERVAL_S": "0.5",
+        # Alerts are delivered (the Watchdog at least), so the Pantau board's delivery panels
+        # have Pantau's own figures.
+        "PANTAU_ALERTS_ALERTMANAGER_URLS": alertmanager_url,
+        "PANTAU_ALERTS_RESEND_S": "1", "PANTAU_ALERTS_SWEEP_S": "0.5",
     }
     path = default_registry_path()
     registry = load_registry(path)
@@ -140,7 +146,7 @@ def _alert_events(influx: InfluxDB1, db: str, end_s: int, state: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def filled(mosquitto: Mosquitto, influx: InfluxDB1,
+def filled(mosquitto: Mosquitto, influx: InfluxDB1, alertmanager: Alertmanager,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Filled]:
     dbs = {}
     state = tmp_path_factory.mktemp("grafana-fill")
@@ -150,7 +156,7 @@ def filled(mosquitto: Mosquitto, influx: InfluxDB1,
             influx.query(f'CREATE RETENTION POLICY "{rp}" ON "{db}" DURATION INF '
                          "REPLICATION 1", db="", user="admin")
         t0 = time.monotonic()
-        asyncio.run(_fill(scenario, db, mosquitto, influx, state))
+        asyncio.run(_fill(scenario, db, mosquitto, influx, state, alertmanager.url))
         print(f"filled {scenario} in {time.monotonic() - t0:.1f} s")
         dbs[scenario] = db
     end_s = int(time.time())

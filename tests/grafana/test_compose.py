@@ -18,9 +18,10 @@ from ruamel.yaml import YAML
 from devices.registry import default_registry_path, load_registry
 from grafana import export
 from grafana.settings import GrafanaSettings
-from grafana.sources import Sources
 from ingest.settings import InfluxSettings
 from pantau.app import DRAIN_TIMEOUT_S
+from pantau.grafana_cli import sources
+from pantau.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE: dict[str, Any] = YAML(typ="safe").load((ROOT / "docker-compose.yml").read_text())
@@ -94,7 +95,7 @@ def test_only_the_operators_ports_are_published() -> None:
 
 
 def test_shipped_provisioning_is_the_export_of_the_shipped_registry() -> None:
-    src = Sources.build(load_registry(default_registry_path()))
+    src = sources(Settings(), load_registry(default_registry_path()))
     wanted = export.files(src, InfluxSettings(api="v2"), GrafanaSettings(
         influx_url="http://influxdb:8086", alertmanager_url="http://alertmanager:9093"))
     for rel, text in wanted.items():

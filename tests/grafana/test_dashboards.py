@@ -15,18 +15,19 @@ from devices.registry import default_registry_path, load_registry
 from grafana import export, validate
 from grafana.dashboards import build_all
 from grafana.settings import GrafanaSettings
-from grafana.sources import Sources
 from ingest import schema
 from ingest.settings import InfluxSettings
+from pantau.grafana_cli import sources
+from pantau.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-SRC = Sources.build(load_registry(default_registry_path()))
+SRC = sources(Settings(), load_registry(default_registry_path()))
 BOARDS = build_all(SRC)
 UIDS = {d["uid"] for d in export.datasources(InfluxSettings(), GrafanaSettings())}
 # Labels of Pantau's own counters (tags of the `pantau` measurement); the query tests against
 # the real InfluxDB show each is written.
 LABELS = {"instance", "reason", "kind", "resolution", "pollutant", "average", "status",
-          "listener"}
+          "listener", "result", "severity"}
 NEW = """  - {id: wl-brantas-baru, kind: river_gauge, site: wlingi, lat: -8.12, lon: 112.3,
      name: "Brantas at Wlingi bridge", river: brantas,
      params: {river_km: 12, base_level_cm: 170, waspada_cm: 400, siaga_cm: 540, awas_cm: 680,
@@ -92,7 +93,7 @@ def test_a_device_added_changes_only_what_shows_it(tmp_path: Path) -> None:
     grown.write_text(text.rstrip("\n") + "\n" + NEW)  # appended, as `pantau devices add` does
     influx, grafana = InfluxSettings(), GrafanaSettings()
     before = export.files(SRC, influx, grafana)
-    after = export.files(Sources.build(load_registry(grown)), influx, grafana)
+    after = export.files(sources(Settings(), load_registry(grown)), influx, grafana)
     assert before.keys() == after.keys()
     changed = {k for k in before if before[k] != after[k]}
     assert changed == {"gazetteer/pantau-devices.json", "dashboards/pantau-rivers.json",

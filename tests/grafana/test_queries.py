@@ -15,12 +15,13 @@ import pytest
 from devices.registry import default_registry_path, load_registry
 from grafana.dashboards import build_all
 from grafana.render import expand, interval, parse_duration_ms
-from grafana.sources import Sources
 from pantau.devstack import InfluxDB1
+from pantau.grafana_cli import sources
+from pantau.settings import Settings
 from tests.grafana.conftest import RESOLVED, STILL_FIRING, Filled
 
 MIN_INTERVAL = "10s"  # the data source's timeInterval (grafana.export.datasources)
-BOARDS = build_all(Sources.build(load_registry(default_registry_path())))
+BOARDS = build_all(sources(Settings(), load_registry(default_registry_path())))
 FLOOD_BOARDS = ("pantau-command-center", "pantau-rivers")
 
 

@@ -24,6 +24,8 @@ from grafana.sync import SyncResult, sync
 from ingest.settings import InfluxSettings
 from pantau.cli import main
 from pantau.devstack import free_port
+from pantau.grafana_cli import sources
+from pantau.settings import Settings
 from tests.grafana.fake_grafana import FakeGrafana
 from tests.grafana.test_dashboards import NEW, SRC
 
@@ -94,7 +96,7 @@ async def test_a_device_added_updates_exactly_the_dashboards_that_show_it(
     await _sync(SRC, _settings(url))
     grown = tmp_path / "registry.yaml"
     grown.write_text(default_registry_path().read_text().rstrip("\n") + "\n" + NEW)
-    bigger = Sources.build(load_registry(grown))
+    bigger = sources(Settings(), load_registry(grown))
     before, after = build_all(SRC), build_all(bigger)
     affected = {uid for uid in before if before[uid] != after[uid]}
     assert affected and affected < set(before)
