@@ -13,10 +13,13 @@ import numpy as np
 from core.metrics import scraped_quantile, total
 from pantau.faults.proc import PantauProc
 from pantau.faults.report import Result
-from pantau.faults.rig import Recovery, Rig
+from pantau.faults.rig import Recovery, Rig, deploy_broker_settings
 from pantau.faults.scale import Size
 
 DELAY = "pantau_ingest_delay_seconds"
+# The overload's backlog may fill this much of the deployed broker queue: the drain under
+# overload runs somewhat below the calibrated capacity (44,400 against 47,800 msg/s measured).
+QUEUE_SHARE = 0.6
 
 
 def delay_quantile(before: dict[str, float], after: dict[str, float], q: float) -> float:
@@ -65,8 +68,17 @@ async def overload(work: Path, size: Size) -> Result:
         capacity = (a0 + calib - first) / (time.monotonic() - t0)
         sent = await burst
         rate = 2 * capacity
+        # The backlog grows by about (rate - capacity) a second and waits in the broker, whose
+        # queue for Pantau is bounded as deploy/ ships it; beyond that Mosquitto drops what it
+        # already acknowledged (docs/reliability.md, finding 7): hold the overload to what the
+        # deployed queue holds.
+        queue = deploy_broker_settings()["max_queued_messages"]
+        wanted, seconds = seconds, max(1, min(seconds, int(QUEUE_SHARE * queue / capacity)))
+        held = "" if seconds == wanted else (
+            f" (not {wanted} s: that backlog, ~{int(capacity * wanted):,} messages, would "
+            f"overflow the deployed broker queue of {queue:,})")
         r = Result("5 overload", f"{rate:,.0f} msg/s for {seconds} s: twice the measured "
-                   f"capacity ({capacity:,.0f} msg/s)")
+                   f"capacity ({capacity:,.0f} msg/s){held}")
         lat: list[float] = []
         probe = asyncio.create_task(_probe_health(p, lat))
         streamed = await rig.publish(int(rate * seconds), rate)
@@ -89,6 +101,8 @@ async def overload(work: Path, size: Size) -> Result:
         r.check("Pantau fell behind (a backlog waited in the broker) and caught up",
                 behind > 0, f"{behind:,} messages not yet acknowledged when the publishers "
                 "finished")
+        r.check("the backlog stayed within the deployed broker queue", behind < queue,
+                f"{behind:,} of max_queued_messages {queue:,}")
         p99 = float(np.percentile(lat, 99)) if lat else float("inf")
         r.check("/healthz answered within 100 ms at p99 under overload", p99 < 0.1,
                 f"p99 {p99 * 1000:.0f} ms over {len(lat)} probes")
