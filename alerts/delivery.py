@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
 import random
 from collections.abc import Callable, Sequence
@@ -50,11 +49,6 @@ HELP: dict[str, tuple[str, str]] = {
                                       "an Alertmanager replica accepting it, by replica: the "
                                       "part of the way to the on-call phone that is Pantau's."),
 }
-
-
-def when(ns: int) -> str:
-    """A reading's time as the notifications show it: ``2026-12-03 07:41 UTC``."""
-    return dt.datetime.fromtimestamp(ns / S, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 class Delivery:
@@ -176,12 +170,12 @@ class Delivery:
             # one. With the reading's time, a catch-up or a replay (older than group_wait) was
             # notified at once, the muted stage with it. The readings' times go as annotations.
             starts = a.raised_ns or a.fired_ns  # (alerts saved before raised_ns: the data's)
-            notes["observed_at"] = when(a.fired_ns)
+            notes["observed_at"] = rfc3339(a.fired_ns)
             if a.state == "firing":
                 ends = ahead
             else:
                 ends = max(a.ended_ns or a.resolved_ns, starts)
-                notes["cleared_at"] = when(a.resolved_ns)
+                notes["cleared_at"] = rfc3339(a.resolved_ns)
             base = {"labels": a.labels, "annotations": notes, "startsAt": rfc3339(starts),
                     "endsAt": rfc3339(ends), "generatorURL": f"{s.public_url}/api/alerts/{a.id}"}
             out.append(base)

@@ -1,6 +1,7 @@
 """The crossings of `pantau.bench.alert_latency`: river gauges crossing Siaga and falling back
 over MQTT, and what Alertmanager holds (``GET /api/v2/alerts``) and the webhook receives,
-matched to each crossing by (device, ``startsAt`` in ms). Event loop only."""
+matched to each crossing by (device, the reading's time in ms: the annotation ``observed_at``;
+``startsAt`` is when Pantau raised it). Event loop only."""
 
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ def epoch(rfc3339: str) -> float:
 
 class Run:
     """The crossings in flight; what Alertmanager holds and what the webhook receives is
-    matched to them by (device, startsAt in ms)."""
+    matched to them by (device, the crossing reading's time in ms: ``observed_at``)."""
 
     def __init__(self, client: mqtt.Client, prefix: str, samples: int, seed: int) -> None:
         self.client, self.prefix, self.left = client, prefix, samples
@@ -66,7 +67,9 @@ class Run:
         lb = alert.get("labels", {})
         if lb.get("alertname") != RULE or lb.get("stage") != STAGE:
             return None
-        return self.by_key.get((lb.get("device", ""), round(epoch(alert["startsAt"]) * 1000)))
+        seen = alert.get("annotations", {}).get("observed_at")
+        return self.by_key.get((lb.get("device", ""), round(epoch(seen) * 1000))) if seen \
+            else None
 
     async def hook(self, request: web.Request) -> web.Response:
         now, body = time.time(), await request.json()
@@ -102,7 +105,7 @@ class Run:
         await asyncio.sleep(self.rng.uniform(0, 1))  # the gauges out of step
         while self.left > 0:
             self.left -= 1
-            await asyncio.sleep(0.002)  # a new millisecond: a new startsAt
+            await asyncio.sleep(0.002)  # a new millisecond: a new reading time
             now, ms = self._publish(device, high)
             s = self.by_key[(device.id, ms)] = Sample(device.id, now)
             self.samples.append(s)

@@ -11,7 +11,8 @@ publish their base level (the fall) and wait for the resolve; until ``--samples`
 ``--background`` adds a steady load of weather-station messages (`pantau.bench.load`).
 Per crossing: publish -> Alertmanager accepted (the alert's ``updatedAt``, Alertmanager's clock
 when a POST carried it, the earliest that ``GET /api/v2/alerts`` polled every 20 ms shows with
-this crossing's ``startsAt``); publish -> firing notice at the webhook; fall -> resolve notice.
+this crossing's reading time, ``observed_at``); publish -> firing notice at the webhook;
+fall -> resolve notice.
 Prints p50/p90/p99/max with the sample count, the settings that govern them, and Pantau's
 publish-to-stored delay (``pantau_ingest_delay_seconds``) for the breakdown.
 """
