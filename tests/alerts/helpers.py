@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from ruamel.yaml import YAML
 
 from alerts.compile import compile_rules
 from alerts.evaluate import Evaluator
@@ -23,6 +24,19 @@ from processors import Chain, ProcessorContext, build_chain
 
 S = 1_000_000_000
 T0 = 1_795_836_000 * S
+
+
+def one_kind(tmp: Path, kind: str) -> Path:
+    """The shipped registry with only its devices of ``kind`` (and that kind), written in
+    ``tmp``: a `pantau run` of one team's devices, for end-to-end tests."""
+    yaml = YAML(typ="safe")
+    doc = yaml.load(default_registry_path().read_text())
+    doc["kinds"] = {kind: doc["kinds"][kind]}
+    doc["devices"] = [d for d in doc["devices"] if d["kind"] == kind]
+    path = tmp / f"{kind}.yaml"
+    with path.open("w") as f:
+        yaml.dump(doc, f)
+    return path
 
 
 def chain() -> Chain:

@@ -113,3 +113,9 @@ def dump(payloads: list[dict[str, Any]]) -> str:
     return json.dumps([{"status": p["status"], "group": p["groupLabels"],
                         "alerts": [(a["status"], a["labels"].get("device")) for a in p["alerts"]]}
                        for p in payloads], indent=1)
+
+
+def notices(payloads: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
+    """(alertname, device, status) of every alert in these notifications."""
+    return {(a["labels"]["alertname"], a["labels"]["device"], a["status"])
+            for p in payloads for a in p["alerts"]}

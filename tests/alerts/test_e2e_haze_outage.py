@@ -39,11 +39,12 @@ Pantau's clock (`alerts.delivery`), the reading's time an annotation.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -63,9 +64,9 @@ from devices.simulator import Message, Simulator
 from devices.simulator.publish import MuxPublisher, run
 from pantau.devstack import InfluxDB1, Mosquitto
 from pantau.devstack.alertmanager import Alertmanager
-from tests.alerts.helpers import rules
+from tests.alerts.helpers import one_kind, rules
 from tests.alerts.play import play
-from tests.alerts.receivers import Receivers, dump, until
+from tests.alerts.receivers import Receivers, dump, notices, until
 from tests.alerts.stack import TEMPLATE, Spawn
 from tests.alerts.test_e2e_flood import pumped
 from tests.e2e.conftest import EnvFactory, reached, run_pantau, scrape
@@ -77,18 +78,6 @@ DAY = 86400.0
 OFFLINE_FOR = "3s"  # DeviceOffline's `for` in the outage test (shipped: 10m, on the wall clock)
 # Pages nobody: the dead-man's switch (the Watchdog) and maintenance tickets (severity info).
 UNPAGED = ("deadman", "tickets")
-
-
-def one_kind(tmp: Path, kind: str) -> Path:
-    """The shipped registry with only its devices of ``kind`` (and that kind)."""
-    yaml = YAML(typ="safe")
-    doc = yaml.load(default_registry_path().read_text())
-    doc["kinds"] = {kind: doc["kinds"][kind]}
-    doc["devices"] = [d for d in doc["devices"] if d["kind"] == kind]
-    path = tmp / f"{kind}.yaml"
-    with path.open("w") as f:
-        yaml.dump(doc, f)
-    return path
 
 
 def rule(rs: RuleSet, name: str) -> Rule:
@@ -103,12 +92,6 @@ def route(config: dict[str, Any], team: str) -> dict[str, Any]:
 def channels(rx: Receivers) -> Channels:
     return Channels(webhook=f"{rx.url}/hook/{{receiver}}", group_wait_s=1, group_interval_s=1,
                     repeat_interval_s=3600)
-
-
-def notices(payloads: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
-    """(alertname, device, status) of every alert in these notifications."""
-    return {(a["labels"]["alertname"], a["labels"]["device"], a["status"])
-            for p in payloads for a in p["alerts"]}
 
 
 def check_groups(payloads: list[dict[str, Any]], group_by: list[str]) -> None:
@@ -135,6 +118,26 @@ async def clear_status(pub: MuxPublisher, devices: list[tuple[str, str]]) -> Non
         pub.publish(Message(device, topics.device_topics("pantau", site, device)[1], b"",
                             "offline", 0))
     await until(lambda: pumped(pub), within=30, what="PUBACKs of the cleared statuses")
+
+
+@contextlib.asynccontextmanager
+async def live(tmp: Path, spawn: Spawn, rs: RuleSet, rx: Receivers, mosquitto: Mosquitto,
+               pantau_env: EnvFactory, influx_db: str, devices: list[tuple[str, str]],
+               **env: str) -> AsyncIterator[tuple[Alertmanager, dict[str, str], MuxPublisher]]:
+    """Debian's Alertmanager with ``rs``'s generated configuration sending to ``rx``, a
+    publisher for the session's broker (the retained statuses of ``devices`` cleared) and
+    `pantau run` (``env`` added) delivering to that Alertmanager every second."""
+    am = spawn(Alertmanager(tmp / "am", files={"pantau.tmpl": TEMPLATE},
+                            config=render(rs, channels(rx))))
+    settings = pantau_env(influx_db, PANTAU_ALERTS_ALERTMANAGER_URLS=am.url,
+                          PANTAU_ALERTS_RESEND_S="1", PANTAU_ALERTS_SWEEP_S="0.5", **env)
+    pub = MuxPublisher(mosquitto.host, mosquitto.port, *mosquitto.admin)
+    try:
+        await clear_status(pub, devices)
+        async with run_pantau(settings):
+            yield am, settings, pub
+    finally:
+        pub.close()
 
 
 class Player:
@@ -234,37 +237,30 @@ async def test_haze_scenario_end_to_end(tmp_path: Path, spawn: Spawn, mosquitto:
         return {(a["labels"]["device"], a["labels"]["stage"], a["status"])
                 for p in rx.got.by(receiver) for a in p["alerts"]} - set().union(set(), *got)
 
-    async with rx.serve():
-        am = spawn(Alertmanager(tmp_path / "am", files={"pantau.tmpl": TEMPLATE},
-                                config=render(rs, channels(rx))))
-        env = pantau_env(influx_db, PANTAU_REGISTRY=str(path),
-                         PANTAU_ALERTS_ALERTMANAGER_URLS=am.url,
-                         PANTAU_ALERTS_RESEND_S="1", PANTAU_ALERTS_SWEEP_S="0.5")
-        pub = MuxPublisher(mosquitto.host, mosquitto.port, *mosquitto.admin)
-        await clear_status(pub, [(d.site, d.id) for d in registry.devices])
-        async with run_pantau(env):
-            player = Player(sim, pub, env)
-            await player.begin()
-            for end, told in zip(stretches, expect, strict=True):
-                await player.to(end)
-                await until(lambda t=told: t <= new(), within=60,
-                            what=f"DLH's notifications by {end} h",
-                            explain=lambda: dump(rx.got.by(receiver)))
-                await asyncio.sleep(3.0)  # then a window for anything more (asserted below)
-                got.append(new())
-            # the lower stages Pantau raised are in Alertmanager, muted by the higher one
-            held_am = {(a["labels"]["device"], a["labels"]["stage"]): a for a in am.alerts()
-                       if a["labels"]["alertname"] == aqi.name}
-            assert set(held_am) == set(fired), (set(held_am), set(fired))
-            for (d, low), a in held_am.items():
-                by = {held_am[d, st]["fingerprint"] for st, lows in muting.items()
-                      if low in lows and (d, st) in held_am}
-                if (d, low) in held:
-                    assert a["status"]["state"] == "suppressed", a
-                    assert set(a["status"]["inhibitedBy"]) <= by and a["status"]["inhibitedBy"]
-                else:
-                    assert a["status"]["state"] == "active", a
-        pub.close()
+    async with rx.serve(), live(tmp_path, spawn, rs, rx, mosquitto, pantau_env, influx_db,
+                                [(d.site, d.id) for d in registry.devices],
+                                PANTAU_REGISTRY=str(path)) as (am, env, pub):
+        player = Player(sim, pub, env)
+        await player.begin()
+        for end, told in zip(stretches, expect, strict=True):
+            await player.to(end)
+            await until(lambda t=told: t <= new(), within=60,
+                        what=f"DLH's notifications by {end} h",
+                        explain=lambda: dump(rx.got.by(receiver)))
+            await asyncio.sleep(3.0)  # then a window for anything more (asserted below)
+            got.append(new())
+        # the lower stages Pantau raised are in Alertmanager, muted by the higher one
+        held_am = {(a["labels"]["device"], a["labels"]["stage"]): a for a in am.alerts()
+                   if a["labels"]["alertname"] == aqi.name}
+        assert set(held_am) == set(fired), (set(held_am), set(fired))
+        for (d, low), a in held_am.items():
+            by = {held_am[d, st]["fingerprint"] for st, lows in muting.items()
+                  if low in lows and (d, st) in held_am}
+            if (d, low) in held:
+                assert a["status"]["state"] == "suppressed", a
+                assert set(a["status"]["inhibitedBy"]) <= by and a["status"]["inhibitedBy"]
+            else:
+                assert a["status"]["state"] == "active", a
     # No lower stage notified beside the higher one that mutes it (the race in the module
     # docstring): exactly what the reference predicts, stretch by stretch.
     assert got == expect, (got, expect)
@@ -336,64 +332,57 @@ async def test_outage_scenario_end_to_end(tmp_path: Path, spawn: Spawn, mosquitt
 
     firing = {("DeviceOffline", d, "firing") for d in out}
     resolved = {("DeviceOffline", d, "resolved") for d in out}
-    async with rx.serve():
-        am = spawn(Alertmanager(tmp_path / "am", files={"pantau.tmpl": TEMPLATE},
-                                config=render(rs, channels(rx))))
-        env = pantau_env(influx_db, PANTAU_ALERTS_RULES=str(rules_path),
-                         PANTAU_ALERTS_ALERTMANAGER_URLS=am.url,
-                         PANTAU_ALERTS_RESEND_S="1", PANTAU_ALERTS_SWEEP_S="0.5")
-        pub = MuxPublisher(mosquitto.host, mosquitto.port, *mosquitto.admin)
-        await clear_status(pub, [(d.site, d.id) for d in registry.devices])
-        async with run_pantau(env):
-            player = Player(sim, pub, env, tap)
-            await player.begin()
-            # 1: until the districts are offline
-            await player.to(off_at + tick_h)
-            await until(lambda: firing <= new(), within=60, what="DeviceOffline notifications",
-                        explain=lambda: dump(rx.got.by(receiver)))
-            await asyncio.sleep(3.0)
-            got.append(new())
-            # mid-outage: a stuck sensor on an offline device is muted, one on a device
-            # that is online is not
-            muted = sorted(out)[0]
-            heard = next(d for d in ids if d not in out and devices[d].kind
-                         == devices[muted].kind)
-            now_ns = time.time_ns()
+    async with rx.serve(), live(tmp_path, spawn, rs, rx, mosquitto, pantau_env, influx_db,
+                                [(d.site, d.id) for d in registry.devices],
+                                PANTAU_ALERTS_RULES=str(rules_path)) as (am, env, pub):
+        player = Player(sim, pub, env, tap)
+        await player.begin()
+        # 1: until the districts are offline
+        await player.to(off_at + tick_h)
+        await until(lambda: firing <= new(), within=60, what="DeviceOffline notifications",
+                    explain=lambda: dump(rx.got.by(receiver)))
+        await asyncio.sleep(3.0)
+        got.append(new())
+        # mid-outage: a stuck sensor on an offline device is muted, one on a device
+        # that is online is not
+        muted = sorted(out)[0]
+        heard = next(d for d in ids if d not in out and devices[d].kind
+                     == devices[muted].kind)
+        now_ns = time.time_ns()
 
-            def stuck_alert(device: str) -> dict[str, Any]:
-                d = devices[device]
-                return {"labels": {"alertname": stuck.name, "severity": stuck.severity,
-                                   "team": stuck.team, "device": d.id, "site": d.site,
-                                   "kind": d.kind, "metric": d.metrics[0].name},
-                        "annotations": {"summary": "uji"},
-                        "startsAt": rfc3339(now_ns), "endsAt": rfc3339(now_ns + 600 * S)}
+        def stuck_alert(device: str) -> dict[str, Any]:
+            d = devices[device]
+            return {"labels": {"alertname": stuck.name, "severity": stuck.severity,
+                               "team": stuck.team, "device": d.id, "site": d.site,
+                               "kind": d.kind, "metric": d.metrics[0].name},
+                    "annotations": {"summary": "uji"},
+                    "startsAt": rfc3339(now_ns), "endsAt": rfc3339(now_ns + 600 * S)}
 
-            async with AlertmanagerClient(am.url) as client:
-                await client.notify([stuck_alert(muted), stuck_alert(heard)])
+        async with AlertmanagerClient(am.url) as client:
+            await client.notify([stuck_alert(muted), stuck_alert(heard)])
 
-            def am_state(name: str, device: str) -> dict[str, Any]:
-                return next((a for a in am.alerts() if a["labels"]["alertname"] == name
-                             and a["labels"].get("device") == device),
-                            {"status": {"state": "absent"}})
+        def am_state(name: str, device: str) -> dict[str, Any]:
+            return next((a for a in am.alerts() if a["labels"]["alertname"] == name
+                         and a["labels"].get("device") == device),
+                        {"status": {"state": "absent"}})
 
-            await until(lambda: am_state(stuck.name, muted)["status"]["state"] == "suppressed",
-                        within=30, what="the offline device's stuck sensor muted")
-            assert am_state(stuck.name, muted)["status"]["inhibitedBy"] == [
-                am_state(offline.name, muted)["fingerprint"]]
-            assert am_state(stuck.name, heard)["status"]["state"] == "active"
-            await until(lambda: (stuck.name, heard, "firing") in new(), within=30,
-                        what="the online device's stuck sensor notified")
-            await asyncio.sleep(3.0)
-            got.append(new())
-            # 2: until they are back and beyond
-            await player.to(3.5)
-            await until(lambda: resolved <= new(), within=60, what="the resolves",
-                        explain=lambda: dump(rx.got.by(receiver)))
-            await until(lambda: (stuck.name, muted, "firing") in new(), within=30,
-                        what="the stuck sensor, no longer muted, notified")
-            await asyncio.sleep(3.0)
-            got.append(new())
-        pub.close()
+        await until(lambda: am_state(stuck.name, muted)["status"]["state"] == "suppressed",
+                    within=30, what="the offline device's stuck sensor muted")
+        assert am_state(stuck.name, muted)["status"]["inhibitedBy"] == [
+            am_state(offline.name, muted)["fingerprint"]]
+        assert am_state(stuck.name, heard)["status"]["state"] == "active"
+        await until(lambda: (stuck.name, heard, "firing") in new(), within=30,
+                    what="the online device's stuck sensor notified")
+        await asyncio.sleep(3.0)
+        got.append(new())
+        # 2: until they are back and beyond
+        await player.to(3.5)
+        await until(lambda: resolved <= new(), within=60, what="the resolves",
+                    explain=lambda: dump(rx.got.by(receiver)))
+        await until(lambda: (stuck.name, muted, "firing") in new(), within=30,
+                    what="the stuck sensor, no longer muted, notified")
+        await asyncio.sleep(3.0)
+        got.append(new())
     assert {d for d, kinds in said.items() if "offline" in kinds} == out, said
     assert all(kinds == ["online", "offline", "online"] for d, kinds in said.items()
                if d in out), said

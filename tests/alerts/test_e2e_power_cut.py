@@ -15,11 +15,9 @@ import asyncio
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
-from ruamel.yaml import YAML
 
 from alerts.amconfig import Channels, render
 from devices.catalogue import load_rivers
@@ -29,8 +27,8 @@ from devices.simulator.coldchain import KIND
 from devices.simulator.publish import MuxPublisher, run
 from pantau.devstack import InfluxDB1, Mosquitto
 from pantau.devstack.alertmanager import Alertmanager
-from tests.alerts.helpers import rules
-from tests.alerts.receivers import Receivers, until
+from tests.alerts.helpers import one_kind, rules
+from tests.alerts.receivers import Receivers, notices, until
 from tests.alerts.stack import TEMPLATE, Spawn
 from tests.alerts.test_e2e_flood import pumped
 from tests.e2e.conftest import EnvFactory, reached, run_pantau
@@ -42,29 +40,11 @@ COLD_RULES = {"VaccineFridgePowerLost", "VaccineFridgeWarm", "VaccineFridgeHeatA
               "VaccineFridgeFreezing", "VaccineFridgeDoorOpen"}
 
 
-def fridges_only(tmp: Path) -> Path:
-    """The shipped registry with only its vaccine fridges (and their kind)."""
-    yaml = YAML(typ="safe")
-    doc = yaml.load(default_registry_path().read_text())
-    doc["kinds"] = {KIND: doc["kinds"][KIND]}
-    doc["devices"] = [d for d in doc["devices"] if d["kind"] == KIND]
-    path = tmp / "fridges.yaml"
-    with path.open("w") as f:
-        yaml.dump(doc, f)
-    return path
-
-
-def notices(payloads: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
-    """(alertname, device, status) of every alert in these notifications."""
-    return {(a["labels"]["alertname"], a["labels"]["device"], a["status"])
-            for p in payloads for a in p["alerts"]}
-
-
 async def test_power_cut_scenario_end_to_end(tmp_path: Path, spawn: Spawn, mosquitto: Mosquitto,
                                              influx: InfluxDB1, influx_db: str,
                                              pantau_env: EnvFactory) -> None:
     slow = bool(os.environ.get("PANTAU_SLOW"))
-    path = default_registry_path() if slow else fridges_only(tmp_path)
+    path = default_registry_path() if slow else one_kind(tmp_path, KIND)
     registry = load_registry(path)
     sim = Simulator(registry, scenario_name="power_cut", seed=0,
                     start_s=(time.time() // 86400 - 1) * 86400,  # 07:00 WIB yesterday
