@@ -106,6 +106,6 @@ class Sources:
     def pantau(self, metric: str, stat: str = "") -> str:
         """The ``pantau`` measurement's field of a metric (``pantau_readings_written_total``)."""
         name = self_metrics.field(metric, stat)
-        if name not in self.pantau_fields:
+        if not self.has_pantau(metric, stat):
             raise GrafanaError(f"Pantau does not write its metric {metric!r} ({name!r})")
         return name

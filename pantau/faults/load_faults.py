@@ -73,9 +73,10 @@ async def overload(work: Path, size: Size) -> Result:
         # already acknowledged (docs/reliability.md, finding 7): hold the overload to what the
         # deployed queue holds.
         queue = deploy_broker_settings()["max_queued_messages"]
-        wanted, seconds = seconds, max(1, min(seconds, int(QUEUE_SHARE * queue / capacity)))
+        excess = rate - capacity  # a second's growth of the backlog
+        wanted, seconds = seconds, max(1, min(seconds, int(QUEUE_SHARE * queue / excess)))
         held = "" if seconds == wanted else (
-            f" (not {wanted} s: that backlog, ~{int(capacity * wanted):,} messages, would "
+            f" (not {wanted} s: that backlog, ~{int(excess * wanted):,} messages, would "
             f"overflow the deployed broker queue of {queue:,})")
         r = Result("5 overload", f"{rate:,.0f} msg/s for {seconds} s: twice the measured "
                    f"capacity ({capacity:,.0f} msg/s){held}")
