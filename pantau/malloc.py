@@ -6,9 +6,9 @@ top and only beyond ``M_TRIM_THRESHOLD``. By default both thresholds slide: each
 block is freed, the mmap threshold rises to its size (up to 32 MiB) and the trim threshold to
 twice that, so after the first big numpy arrays of a batch the next ones are carved from the
 heap, and up to 64 MiB of freed heap stays resident. Under load that was Pantau's high-water
-mark: ``pantau bench --fleet 10000`` peaked at 252-275 MB with the thresholds sliding, 221-223
-MB with the mmap threshold fixed at 4 MiB (and 0.19 -> 0.20 CPU s per 10,000 messages);
-docs/benchmarks.md has the runs.
+mark: ``pantau bench --fleet 10000`` peaked at 252-275 MB with the thresholds sliding, 221-239
+MB with the mmap threshold fixed at 4 MiB (set by the environment or, as `pantau run` does, at
+start; 0.19 -> 0.20-0.21 CPU s per 10,000 messages); docs/benchmarks.md has the runs.
 
 `fix_mmap_threshold` sets it once, at start (``mallopt(M_MMAP_THRESHOLD)``, which also stops
 both from sliding); where the C library is not glibc (musl has no ``mallopt``) it does

@@ -53,7 +53,8 @@ class Settings:
     malloc_mmap_threshold_kib: int = setting(
         4096, "glibc: allocations of at least this many KiB get a mapping of their own, "
         "returned to the system when freed; fixed, so that freed numpy arrays do not stay "
-        "resident (`pantau.malloc`: peak RSS under load -15 %). 0: glibc's sliding default.")
+        "resident (`pantau.malloc`: peak RSS under load 252-275 -> 221-239 MB at 10,000 "
+        "devices). 0: glibc's sliding default.")
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     influx: InfluxSettings = field(default_factory=InfluxSettings)
     ingest: IngestSettings = field(default_factory=IngestSettings)
